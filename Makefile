@@ -1,0 +1,43 @@
+# Every target installs what it needs: a virtualenv from pyproject.toml, Kafka's jars from Maven
+# Central (cached under .cache/), Java and Maven through apt when missing and run as root.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+KAFKA_PORT ?= 9092
+PYTEST_ARGS ?=
+
+.PHONY: help venv kafka-jars kafka-up kafka-down lint test demo bench images
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + ")")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing Python dependencies into $(VENV) (first run only)"
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## create or refresh the virtualenv from pyproject.toml
+
+kafka-jars: $(STAMP) ## fetch the pinned Kafka broker's jars with Maven (cached)
+	@$(PY) -m devstack.kafka fetch
+
+kafka-up: kafka-jars ## start a broker on 127.0.0.1:$(KAFKA_PORT) and create the topics
+	@$(PY) -m devstack.kafka up --port $(KAFKA_PORT)
+
+kafka-down: $(STAMP) ## stop the broker started by kafka-up
+	@$(PY) -m devstack.kafka down
+
+lint: $(STAMP) ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint kafka-jars ## every test, against a real broker on free ports
+	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -1,0 +1,432 @@
+"""A real single-node KRaft Kafka broker on 127.0.0.1, from Maven Central jars and the local Java.
+
+Used by `make kafka-up` / `make kafka-down` (state in `.kafka/`), by the test suite (free ports in a
+temp dir, stopped with the session) and by `make demo` / `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+ROOT = Path(__file__).resolve().parent.parent
+POM = Path(__file__).resolve().parent / "kafka-pom.xml"
+KAFKA_VERSION = "4.1.1"
+JARS_DIR = ROOT / ".cache" / f"kafka-{KAFKA_VERSION}" / "libs"
+DEFAULT_STATE_DIR = ROOT / ".kafka"
+DEFAULT_TOPICS = ("raw-events", "raw-events-dlq")
+DEFAULT_PARTITIONS = 3
+
+_APT_PACKAGES = ("openjdk-17-jre-headless", "maven")
+_PR_SET_PDEATHSIG = 1
+
+
+class KafkaSetupError(RuntimeError):
+    """Something the broker needs is missing or did not come up; the message says what to do."""
+
+
+def _java_major(java: str) -> int:
+    out = subprocess.run(
+        [java, "-version"], capture_output=True, text=True, check=False, timeout=60
+    ).stderr
+    # 'openjdk version "17.0.15" 2025-04-15' or 'java version "1.8.0_392"'
+    quoted = out.split('"')[1] if '"' in out else "0"
+    parts = quoted.split(".")
+    return int(parts[1]) if parts[0] == "1" else int(parts[0].split("-")[0] or 0)
+
+
+def ensure_tools() -> None:
+    """Make sure Java 17+ and Maven are there; install them as root on Debian, else say how."""
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"installing {' and '.join(missing)} with apt-get", file=sys.stderr, flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-q", *_APT_PACKAGES], check=True, env=env)
+        missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        raise KafkaSetupError(
+            f"{' and '.join(missing)} not found. Install Java 17 or newer and Maven, for example "
+            f"`sudo apt-get install {' '.join(_APT_PACKAGES)}` on Debian or Ubuntu, "
+            "then run the command again."
+        )
+    java = shutil.which("java")
+    assert java is not None
+    if (major := _java_major(java)) < 17:
+        raise KafkaSetupError(f"Kafka {KAFKA_VERSION} needs Java 17 or newer; found Java {major}.")
+
+
+def fetch_jars(jars_dir: Path = JARS_DIR) -> Path:
+    """Fetch the broker's classpath with Maven once; later calls reuse it."""
+    marker = jars_dir / ".complete"
+    if marker.exists():
+        return jars_dir
+    ensure_tools()
+    print(
+        f"fetching Kafka {KAFKA_VERSION} jars with Maven into {jars_dir} (first run only)",
+        file=sys.stderr,
+        flush=True,
+    )
+    if jars_dir.exists():
+        shutil.rmtree(jars_dir)
+    jars_dir.mkdir(parents=True)
+    cmd = [
+        "mvn", "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
+        f"-DoutputDirectory={jars_dir}", "-DincludeScope=runtime",
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise KafkaSetupError(
+            "Maven could not fetch Kafka's jars (is Maven Central reachable?):\n"
+            + (result.stdout + result.stderr)[-3000:]
+        )
+    marker.write_text(KAFKA_VERSION + "\n")
+    return jars_dir
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: the kernel sends SIGTERM to the broker when the
+    # process that started it dies, so an interrupted or killed test run leaves no JVM behind.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Broker:
+    """One KRaft broker+controller process whose whole state lives in `state_dir`."""
+
+    state_dir: Path
+    port: int = 9092
+    controller_port: int = 0
+    heap: str = "512m"
+    die_with_parent: bool = False
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir).resolve()
+        if not self.controller_port:
+            # Keep the controller where a previous start of this folder put it.
+            previous = self.state_dir / "server.properties"
+            with contextlib.suppress(OSError, StopIteration, ValueError):
+                voters = next(
+                    line
+                    for line in previous.read_text().splitlines()
+                    if line.startswith("controller.quorum.voters=")
+                )
+                self.controller_port = int(voters.rsplit(":", 1)[1])
+        if not self.controller_port:
+            self.controller_port = free_port()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "broker.log"
+
+    def running_pid(self) -> int | None:
+        """The pid of this folder's broker when it is alive, else None."""
+        try:
+            pid = int(self.pid_file.read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return None
+        return (
+            pid if b"kafka.Kafka" in cmdline and str(self.state_dir).encode() in cmdline else None
+        )
+
+    def _write_config(self) -> Path:
+        data = self.state_dir / "data"
+        config = self.state_dir / "server.properties"
+        config.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={data}",
+                    f"num.partitions={DEFAULT_PARTITIONS}",
+                    "auto.create.topics.enable=false",
+                    # One node: every internal topic has a single replica, or consumers wait
+                    # forever for a coordinator.
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=1",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "transaction.state.log.num.partitions=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "share.coordinator.state.topic.num.partitions=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    # Small segments and indexes keep a throwaway broker's disk use small.
+                    "log.segment.bytes=67108864",
+                    "log.index.size.max.bytes=1048576",
+                    "log.retention.hours=24",
+                    "",
+                ]
+            )
+        )
+        (self.state_dir / "log4j2.properties").write_text(
+            "\n".join(
+                [
+                    "appender.out.type=Console",
+                    "appender.out.name=out",
+                    "appender.out.layout.type=PatternLayout",
+                    "appender.out.layout.pattern=[%d] %p %m (%c)%n",
+                    "rootLogger.level=WARN",
+                    "rootLogger.appenderRef.out.ref=out",
+                    "logger.server.name=kafka.server.KafkaRaftServer",
+                    "logger.server.level=INFO",
+                    "",
+                ]
+            )
+        )
+        return config
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Format the data folder on first use, start the JVM and wait until clients see it."""
+        jars = fetch_jars()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.running_pid() is not None:
+            raise KafkaSetupError(f"a broker is already running from {self.state_dir}")
+        if _port_open(self.port):
+            raise KafkaSetupError(f"port {self.port} on 127.0.0.1 is already taken")
+        config = self._write_config()
+        java = [
+            "java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.properties'}",
+            "-cp", f"{jars}/*",
+        ]  # fmt: skip
+        if not (self.state_dir / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            subprocess.run(
+                [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+                check=True,
+                capture_output=True,
+                timeout=timeout_s,
+            )
+        with self.log_file.open("ab") as log:
+            self._process = subprocess.Popen(
+                [*java, "kafka.Kafka", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.state_dir,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
+            )
+        self.pid_file.write_text(f"{self._process.pid}\n")
+        self._wait_ready(timeout_s)
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise KafkaSetupError(
+                    f"the broker exited with code {self._process.returncode}; "
+                    f"last lines of {self.log_file}:\n{self._log_tail()}"
+                )
+            with contextlib.suppress(KafkaException):
+                if admin.list_topics(timeout=2).brokers:
+                    return
+            time.sleep(0.3)
+        self.stop()
+        raise KafkaSetupError(
+            f"the broker did not answer within {timeout_s:.0f}s; last lines of {self.log_file}:\n"
+            + self._log_tail()
+        )
+
+    def _log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """SIGTERM (a clean shutdown), SIGKILL after the deadline. False if nothing was running."""
+        pid = self._process.pid if self._process is not None else self.running_pid()
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and process_alive(pid, self._process):
+            time.sleep(0.1)
+        if process_alive(pid, self._process):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while process_alive(pid, self._process):
+                time.sleep(0.05)
+        self._process = None
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL at once: a crash, for fault tests."""
+        pid = self._process.pid if self._process is not None else self.running_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while process_alive(pid, self._process):
+                time.sleep(0.05)
+        self._process = None
+
+    def create_topics(self, names: Iterable[str], partitions: int = DEFAULT_PARTITIONS) -> None:
+        """Create topics (librdkafka never auto-creates them); existing ones are left alone."""
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        futures = admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names],
+            operation_timeout=30,
+        )
+        for name, future in futures.items():
+            try:
+                future.result(timeout=60)
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise KafkaSetupError(f"could not create topic {name}: {exc}") from exc
+
+
+def process_alive(pid: int, process: subprocess.Popen[bytes] | None = None) -> bool:
+    """Whether `pid` (or `process`, when we started it) still runs; a zombie counts as gone."""
+    if process is not None:
+        return process.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie of a process we did not start is gone for our purposes.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    return False
+
+
+def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[Message]:
+    """Every message now on `topic`, read up to each partition's high watermark, in order."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"read-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        if metadata.error is not None:
+            raise KafkaSetupError(f"topic {topic}: {metadata.error}")
+        ends: dict[int, int] = {}
+        for partition in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                ends[partition] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        messages: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=10_000, timeout=0.5):
+                if message.error() is not None:
+                    continue  # partition EOF
+                messages.append(message)
+                partition, offset = message.partition(), message.offset()
+                if partition in ends and offset is not None and offset + 1 >= ends[partition]:
+                    del ends[partition]
+        if ends:
+            raise KafkaSetupError(f"timed out reading {topic}; partitions left: {sorted(ends)}")
+        return messages
+    finally:
+        consumer.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.kafka", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("fetch", help="fetch the broker's jars (cached)")
+    up = sub.add_parser("up", help="start a broker and create the topics")
+    down = sub.add_parser("down", help="stop the broker")
+    status = sub.add_parser("status", help="say whether the broker runs")
+    for cmd in (up, down, status):
+        cmd.add_argument("--dir", type=Path, default=DEFAULT_STATE_DIR, help="state folder")
+    up.add_argument("--port", type=int, default=int(os.environ.get("KAFKA_PORT", "9092")))
+    up.add_argument("--topics", nargs="*", default=list(DEFAULT_TOPICS))
+    up.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS)
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "fetch":
+            print(f"Kafka {KAFKA_VERSION} jars in {fetch_jars()}", file=sys.stderr)
+            return 0
+        broker = Broker(args.dir)
+        pid = broker.running_pid()
+        if args.command == "status":
+            print(f"running (pid {pid})" if pid else "not running")
+            return 0 if pid else 1
+        if args.command == "down":
+            if broker.stop():
+                print(f"Kafka broker stopped ({args.dir})")
+            else:
+                print(f"no Kafka broker running from {args.dir}")
+            return 0
+        if pid is not None:
+            print(
+                f"a Kafka broker is already running from {args.dir} (pid {pid}); "
+                "not starting another"
+            )
+            return 0
+        broker = Broker(args.dir, port=args.port)
+        broker.start()
+        broker.create_topics(args.topics, args.partitions)
+        print(
+            f"Kafka {KAFKA_VERSION} up on {broker.bootstrap_servers} (pid {broker.running_pid()}), "
+            f"topics {', '.join(args.topics)} with {args.partitions} partitions; "
+            f"state and log in {args.dir}"
+        )
+        return 0
+    except KafkaSetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Shared fixtures: one real Kafka broker per test session, fresh topics per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from devstack.kafka import Broker, free_port
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A real single-node KRaft broker on free ports, started on first use, always stopped."""
+    broker = Broker(
+        tmp_path_factory.mktemp("kafka"),
+        port=free_port(),
+        controller_port=free_port(),
+        die_with_parent=True,
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@dataclass(frozen=True)
+class Topics:
+    raw: str
+    dead_letter: str
+
+
+@pytest.fixture
+def topics(kafka: Broker) -> Topics:
+    """A raw and a dead-letter topic of three partitions each, new for every test."""
+    suffix = uuid.uuid4().hex[:10]
+    made = Topics(raw=f"raw-events-{suffix}", dead_letter=f"raw-events-dlq-{suffix}")
+    kafka.create_topics([made.raw, made.dead_letter])
+    return made

@@ -1,0 +1,76 @@
+"""The local broker itself: a real round trip, and the start/stop life cycle of `make kafka-up`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from devstack.kafka import ROOT, Broker, free_port, process_alive, read_topic
+from tests.conftest import Topics
+
+pytestmark = pytest.mark.kafka
+
+
+def test_round_trip_keeps_key_headers_and_value(kafka: Broker, topics: Topics) -> None:
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "acks": "all"})
+    errors: list[object] = []
+    sent = [
+        (f"key-{i}".encode(), f'{{"n": {i}, "text": "caf\\u00e9"}}'.encode()) for i in range(20)
+    ]
+    for key, value in sent:
+        producer.produce(
+            topics.raw,
+            key=key,
+            value=value,
+            headers=[("event_type", b"Probe"), ("n", key)],
+            on_delivery=lambda err, _msg: errors.append(err) if err else None,
+        )
+    assert producer.flush(30) == 0
+    assert errors == []
+
+    received = read_topic(kafka.bootstrap_servers, topics.raw)
+    got = {m.key(): (m.value(), m.headers()) for m in received}
+    assert len(received) == len(sent)
+    for key, value in sent:
+        assert got[key] == (value, [("event_type", b"Probe"), ("n", key)])
+
+
+def _kafka_cli(*args: str, state_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devstack.kafka", *args, "--dir", str(state_dir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_up_down_twice_and_a_second_up_says_so(tmp_path: Path) -> None:
+    port = free_port()
+    state = tmp_path / "state"
+    try:
+        for _ in range(2):
+            up = _kafka_cli("up", "--port", str(port), state_dir=state)
+            assert up.returncode == 0, up.stderr
+            assert f"up on 127.0.0.1:{port}" in up.stdout
+            pid = Broker(state).running_pid()
+            assert pid is not None
+
+            again = _kafka_cli("up", "--port", str(port), state_dir=state)
+            assert again.returncode == 0
+            assert "already running" in again.stdout
+            assert Broker(state).running_pid() == pid
+
+            down = _kafka_cli("down", state_dir=state)
+            assert down.returncode == 0
+            assert "stopped" in down.stdout
+            assert Broker(state).running_pid() is None
+            assert not process_alive(pid, None)
+    finally:
+        Broker(state).stop()
