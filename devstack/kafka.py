@@ -112,7 +112,7 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Runs in the child between fork and exec: the kernel sends SIGTERM to the broker when the
     # process that started it dies, so an interrupted or killed test run leaves no JVM behind.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -253,7 +253,7 @@ class Broker:
                 stdin=subprocess.DEVNULL,
                 cwd=self.state_dir,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if self.die_with_parent else None,
+                preexec_fn=die_with_parent if self.die_with_parent else None,
             )
         self.pid_file.write_text(f"{self._process.pid}\n")
         self._wait_ready(timeout_s)

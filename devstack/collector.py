@@ -1,0 +1,124 @@
+"""Collector replicas as real processes on 127.0.0.1 (`python -m collector`, as in the image)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.kafka import ROOT, die_with_parent, free_port
+
+
+@dataclass
+class CollectorProcess:
+    """One `python -m collector` configured through its COLLECTOR_* environment."""
+
+    bootstrap_servers: str
+    raw_topic: str = "raw-events"
+    dead_letter_topic: str = "raw-events-dlq"
+    collector_id: str = "collector-0"
+    port: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+    die_with_parent: bool = True
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "COLLECTOR_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "COLLECTOR_RAW_TOPIC": self.raw_topic,
+            "COLLECTOR_DEAD_LETTER_TOPIC": self.dead_letter_topic,
+            "COLLECTOR_ID": self.collector_id,
+            "COLLECTOR_HOST": "127.0.0.1",
+            "COLLECTOR_PORT": str(self.port),
+            **self.env,
+        }
+
+    def start(self, timeout_s: float = 30.0, wait_ready: bool = True) -> None:
+        """Start the process and wait until /healthz (and, by default, /readyz) answers 200."""
+        log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "collector"],
+                env=self.environment(),
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent if self.die_with_parent else None,
+            )
+        finally:
+            if not isinstance(log, int):
+                log.close()
+        self.wait_for("/readyz" if wait_ready else "/healthz", timeout_s)
+
+    def get(self, path: str, timeout_s: float = 2.0) -> int:
+        """The status code of GET `path`, or 0 when nothing answers."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout_s) as response:  # noqa: S310
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except (OSError, urllib.error.URLError):
+            return 0
+
+    def wait_for(self, path: str, timeout_s: float, status: int = 200) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(
+                    f"collector {self.collector_id} exited with {self._process.returncode}"
+                )
+            if self.get(path) == status:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"collector {self.collector_id}: {path} not {status} in {timeout_s}s")
+
+    def signal(self, signum: int) -> None:
+        if self._process is not None and self._process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, signum)
+
+    def wait(self, timeout_s: float = 30.0) -> int:
+        """Wait for the process to exit and return its exit code."""
+        assert self._process is not None
+        return self._process.wait(timeout=timeout_s)
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM (a graceful drain), SIGKILL after the deadline; the exit code, if it ran."""
+        if self._process is None:
+            return None
+        self.signal(signal.SIGTERM)
+        try:
+            code = self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            code = self._process.wait()
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL at once: a crashed replica."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
