@@ -9,12 +9,20 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from devstack.kafka import ROOT, Broker, free_port, process_alive, read_topic
+from devstack import kafka as kafka_module
+from devstack.kafka import (
+    ROOT,
+    Broker,
+    KafkaSetupError,
+    fetch_jars,
+    free_port,
+    process_alive,
+    read_topic,
+)
 from tests.conftest import Topics
 
-pytestmark = pytest.mark.kafka
 
-
+@pytest.mark.kafka
 def test_round_trip_keeps_key_headers_and_value(kafka: Broker, topics: Topics) -> None:
     producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "acks": "all"})
     errors: list[object] = []
@@ -50,6 +58,7 @@ def _kafka_cli(*args: str, state_dir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.kafka
 @pytest.mark.slow
 def test_up_down_twice_and_a_second_up_says_so(tmp_path: Path) -> None:
     port = free_port()
@@ -74,3 +83,29 @@ def test_up_down_twice_and_a_second_up_says_so(tmp_path: Path) -> None:
             assert not process_alive(pid, None)
     finally:
         Broker(state).stop()
+
+
+def test_second_fetch_reuses_the_cached_jars(monkeypatch: pytest.MonkeyPatch) -> None:
+    jars = fetch_jars()
+
+    def no_download(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("Maven ran although the jars are cached")
+
+    monkeypatch.setattr(kafka_module.subprocess, "run", no_download)
+    assert fetch_jars() == jars
+    assert any(jar.name.startswith("kafka_2.13-") for jar in jars.glob("*.jar"))
+
+
+def test_virtualenv_is_up_to_date_so_make_reuses_it() -> None:
+    # `make -q` exits 0 only when the stamp is newer than pyproject.toml: nothing to reinstall.
+    result = subprocess.run(
+        ["make", "-q", ".venv/.installed"], cwd=ROOT, capture_output=True, check=False
+    )
+    assert result.returncode == 0
+
+
+def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka_module.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(kafka_module.os, "geteuid", lambda: 1000)
+    with pytest.raises(KafkaSetupError, match=r"java and mvn not found.*apt-get install"):
+        kafka_module.ensure_tools()
