@@ -1,0 +1,226 @@
+"""Processes under test: CPU pinning, CPU-time accounting, start/stop of the apps, py-spy."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.kafka import ROOT, die_with_parent, free_port
+
+WORK = ROOT / "bench" / ".work"
+ALL_CPUS = frozenset(range(os.cpu_count() or 1))
+# With 2 cores: the server under test gets the last one to itself; the load generator, the broker
+# and this harness share the first. On 1 core nothing can be separated and everything shares it.
+SERVER_CPUS = frozenset({max(ALL_CPUS)})
+LOAD_CPUS = frozenset({min(ALL_CPUS)}) if len(ALL_CPUS) > 1 else ALL_CPUS
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_list(cpus: frozenset[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+@contextlib.contextmanager
+def pinned(cpus: frozenset[int]) -> Iterator[None]:
+    """Run the block on `cpus`; processes started inside inherit it (affinity passes on fork)."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def pin_tree(pid: int, cpus: frozenset[int]) -> None:
+    """Move every thread of `pid` and of its descendants onto `cpus`."""
+    for proc in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{proc}/task"):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(tid), cpus)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (worker processes of a server)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User+system CPU seconds used so far by `pid` and its live descendants."""
+    total = 0
+    for proc in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _CLK_TCK
+
+
+def http_status(url: str, timeout_s: float = 2.0) -> int:
+    """The status of GET `url`, or 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, urllib.error.URLError):
+        return 0
+
+
+def post(url: str, body: bytes, timeout_s: float = 10.0) -> tuple[int, bytes]:
+    """POST a JSON body; the status and the answer."""
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@dataclass
+class Server:
+    """One app under test: a command that listens on `port` until SIGTERM."""
+
+    name: str
+    argv: list[str]
+    port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    ready_path: str = "/"
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def start(self, cpus: frozenset[int], timeout_s: float = 60.0) -> None:
+        WORK.mkdir(parents=True, exist_ok=True)
+        log_path = WORK / f"{self.name.replace(' ', '-')}.log"
+        argv = [arg.replace("{port}", str(self.port)) for arg in self.argv]
+        with log_path.open("wb") as log, pinned(cpus):
+            self._process = subprocess.Popen(
+                argv,
+                env={**os.environ, **self.env},
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{self.name} exited with {self._process.returncode}:\n{tail}")
+            # Any answer means it listens; the collector's readiness also means Kafka is there.
+            status = http_status(self.url + self.ready_path)
+            if status and (self.ready_path == "/" or status == 200):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"{self.name} did not answer on {self.ready_path} in {timeout_s:.0f}s")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGTERM)
+        try:
+            self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+
+
+def uvicorn_app(name: str, app: str, extra: list[str] | None = None) -> Server:
+    """An ASGI app served as the collector is: one uvicorn worker with uvloop and httptools."""
+    argv = [
+        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "{port}",
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        *(extra or []),
+    ]  # fmt: skip
+    return Server(name, argv)
+
+
+@dataclass(frozen=True)
+class FunctionTime:
+    name: str
+    self_share: float
+    total_share: float
+
+
+def py_spy(pid: int, duration_s: float, out: Path) -> list[FunctionTime]:
+    """Sample `pid` (and its worker processes) with py-spy; the functions that took the most."""
+    py_spy_bin = Path(sys.executable).with_name("py-spy")
+    cmd = [
+        str(py_spy_bin), "record", "--pid", str(pid), "--subprocesses", "--rate", "250",
+        "--duration", str(max(1, round(duration_s))), "--format", "raw", "--output", str(out),
+        "--nonblocking",
+    ]  # fmt: skip
+    subprocess.run(cmd, capture_output=True, check=True, timeout=duration_s + 60)
+    return summarise_stacks(out.read_text())
+
+
+def summarise_stacks(collapsed: str, top: int = 12) -> list[FunctionTime]:
+    """Self and inclusive shares per function from py-spy's collapsed stacks."""
+    self_counts: Counter[str] = Counter()
+    total_counts: Counter[str] = Counter()
+    samples = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_short(frame) for frame in stack.split(";")]
+        # The first frame is the process/thread name py-spy adds; skip it.
+        frames = [f for f in frames[1:] if f] or frames
+        samples += count
+        self_counts[frames[-1]] += count
+        for frame in set(frames):
+            total_counts[frame] += count
+    if not samples:
+        return []
+    return [
+        FunctionTime(name, count / samples, total_counts[name] / samples)
+        for name, count in self_counts.most_common(top)
+    ]
+
+
+def _short(frame: str) -> str:
+    # "process_event (collector/envelope.py:42)" -> "process_event (collector/envelope.py)"
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/lib/python3", str(ROOT) + "/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name} ({path})" if path else name
