@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka-jars kafka-up kafka-down lint test demo bench images
+.PHONY: help venv kafka-jars kafka-up kafka-down lint test demo demo-down bench images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -41,3 +41,12 @@ lint: $(STAMP) ## ruff and mypy
 
 test: lint kafka-jars ## every test, against a real broker on free ports
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# make demo [KEEP=1] [DATA="files or URLs"] [ROWS=5000] [RATE=300] [REPLICAS=3]
+demo: kafka-jars ## Kafka, collector replicas behind HAProxy, three producers, summary, reconciliation
+	@$(PY) -m devstack.demo up --data "$(DATA)" $(if $(filter 1 yes true,$(KEEP)),--keep) \
+		$(if $(ROWS),--rows $(ROWS)) $(if $(RATE),--rate $(RATE)) \
+		$(if $(REPLICAS),--replicas $(REPLICAS))
+
+demo-down: $(STAMP) ## stop the stack left running by make demo KEEP=1
+	@$(PY) -m devstack.demo down

@@ -1,0 +1,269 @@
+"""HAProxy on 127.0.0.1 in front of the collector replicas: the local stand-in for a Service.
+
+HAProxy (from Debian's packages) sends traffic only to replicas whose /readyz answers 200, marks a
+replica down at once when connecting to it fails, and retries a request on another replica when
+the connection failed, the replica closed it without answering, or it answered 503 (nothing was
+claimed). It also reads each request whole before passing it on, so a client that trickles its
+body ties up only HAProxy, never a collector, and is cut off after `request_timeout_s` with 408.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.kafka import die_with_parent, free_port
+
+APT_PACKAGE = "haproxy"
+# A collector's largest body (COLLECTOR_MAX_BODY_BYTES) plus room for the headers: a request that
+# fits is buffered whole, so it can be retried on another replica and never trickles into one.
+DEFAULT_BUFFER_BYTES = 1024 * 1024 + 16 * 1024
+
+
+class BalancerUnavailable(RuntimeError):
+    """HAProxy is not installed and cannot be installed here; the message says what to do."""
+
+
+def ensure_haproxy() -> str:
+    """The path of the haproxy binary; installed with apt-get when missing and run as root."""
+    found = shutil.which("haproxy")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing haproxy with apt-get (first run only)", file=sys.stderr, flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        # The package's own service is never started here (no init system); only our process runs.
+        steps = (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", APT_PACKAGE])
+        for step in steps:
+            result = subprocess.run(step, env=env, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                print((result.stdout + result.stderr)[-2000:], file=sys.stderr)
+                break
+        found = shutil.which("haproxy")
+    if found is None:
+        raise BalancerUnavailable(
+            "HAProxy is not installed (and this is not root with apt-get to install it). "
+            f"Install it with `sudo apt-get install {APT_PACKAGE}` (Debian/Ubuntu) or your "
+            "system's package manager, then run the command again."
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One collector replica as HAProxy sees it."""
+
+    name: str
+    port: int
+
+
+def haproxy_config(
+    backends: Sequence[Backend],
+    port: int,
+    stats_socket: Path,
+    *,
+    request_timeout_s: float = 10.0,
+    idle_timeout_s: float = 30.0,
+    server_timeout_s: float = 30.0,
+    check_interval_s: float = 0.5,
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+    max_connections: int = 512,
+) -> str:
+    """The whole haproxy.cfg for `backends` behind 127.0.0.1:`port`."""
+
+    def ms(seconds: float) -> str:
+        return f"{round(seconds * 1000)}ms"
+
+    servers = [
+        f"    server {b.name} 127.0.0.1:{b.port} check observe layer4 error-limit 1 "
+        "on-error mark-down"
+        for b in backends
+    ]
+    return "\n".join(
+        [
+            "global",
+            f"    maxconn {max_connections}",
+            f"    tune.bufsize {buffer_bytes}",
+            f"    stats socket {stats_socket} mode 600 level admin",
+            "    log stderr format raw local0 info",
+            "",
+            "defaults",
+            "    mode http",
+            "    log global",
+            "    option httplog",
+            # Log only what went wrong (retries, redispatches, 5xx, timeouts), not every request.
+            "    option dontlog-normal",
+            # Read the whole request before choosing a replica: slow bodies stay here, and the
+            # buffered request can be replayed on another replica.
+            "    option http-buffer-request",
+            f"    timeout http-request {ms(request_timeout_s)}",
+            f"    timeout http-keep-alive {ms(min(idle_timeout_s, request_timeout_s))}",
+            f"    timeout client {ms(idle_timeout_s)}",
+            # Loopback connects take microseconds; a short connect timeout also shortens the pause
+            # HAProxy takes before retrying a refused connection elsewhere.
+            "    timeout connect 300ms",
+            f"    timeout server {ms(server_timeout_s)}",
+            "    timeout queue 5s",
+            "    timeout check 1s",
+            # A refused connection, a replica that died before answering, or its 503 (nothing was
+            # claimed, e.g. draining): try another replica. A retried POST may reach Kafka twice;
+            # the event_id tells the copies apart downstream.
+            "    retries 2",
+            "    option redispatch 1",
+            "    retry-on conn-failure empty-response 503",
+            "",
+            "frontend collectors",
+            f"    bind 127.0.0.1:{port}",
+            "    default_backend replicas",
+            "",
+            "backend replicas",
+            "    balance roundrobin",
+            "    option httpchk GET /readyz",
+            "    http-check expect status 200",
+            f"    default-server inter {ms(check_interval_s)} fall 2 rise 2",
+            *servers,
+            "",
+        ]
+    )
+
+
+@dataclass
+class Balancer:
+    """One HAProxy process; its config, log and admin socket live in `state_dir`."""
+
+    state_dir: Path
+    backends: Sequence[Backend]
+    port: int = 0
+    request_timeout_s: float = 10.0
+    idle_timeout_s: float = 30.0
+    die_with_parent: bool = True
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir).resolve()
+        if not self.port:
+            self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stats_socket(self) -> Path:
+        return self.state_dir / "haproxy.sock"
+
+    @property
+    def config_file(self) -> Path:
+        return self.state_dir / "haproxy.cfg"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "haproxy.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        """Write the config, check it, start HAProxy and wait until it takes connections."""
+        binary = ensure_haproxy()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(
+            haproxy_config(
+                self.backends,
+                self.port,
+                self.stats_socket,
+                request_timeout_s=self.request_timeout_s,
+                idle_timeout_s=self.idle_timeout_s,
+            )
+        )
+        check = subprocess.run(
+            [binary, "-c", "-q", "-f", str(self.config_file)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check.returncode != 0:
+            raise BalancerUnavailable(f"haproxy rejected {self.config_file}:\n{check.stderr}")
+        with self.log_file.open("ab") as log:
+            self._process = subprocess.Popen(
+                [binary, "-db", "-f", str(self.config_file)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent if self.die_with_parent else None,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise BalancerUnavailable(
+                    f"haproxy exited with {self._process.returncode}; see {self.log_file}"
+                )
+            # The admin socket answers once the listeners are bound; probing the HTTP port itself
+            # would log a bad request.
+            with contextlib.suppress(OSError):
+                if "Pid:" in self.command("show info", timeout_s=0.5):
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise BalancerUnavailable(f"haproxy did not listen on {self.port} within {timeout_s}s")
+
+    def command(self, line: str, timeout_s: float = 2.0) -> str:
+        """Send one command to HAProxy's admin socket and return its answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout_s)
+            sock.connect(str(self.stats_socket))
+            sock.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def server_states(self) -> dict[str, str]:
+        """Each replica's state as HAProxy sees it: UP, DOWN, 'UP 1/2' while changing, ..."""
+        return {
+            row["svname"]: row["status"]
+            for row in self._stats()
+            if row.get("pxname") == "replicas" and row.get("svname") not in ("FRONTEND", "BACKEND")
+        }
+
+    def wait_until(self, states: dict[str, str], timeout_s: float = 15.0) -> None:
+        """Wait until each named replica is in the given state (UP or DOWN)."""
+        deadline = time.monotonic() + timeout_s
+        seen: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            seen = self.server_states()
+            if all(seen.get(name, "").split(" ")[0] == want for name, want in states.items()):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"haproxy: wanted {states}, still {seen} after {timeout_s}s")
+
+    def _stats(self) -> list[dict[str, str]]:
+        lines = self.command("show stat").splitlines()
+        if not lines or not lines[0].startswith("# "):
+            return []
+        header = lines[0][2:].split(",")
+        return [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """A soft stop (finish what is in flight), then SIGKILL after the deadline."""
+        if self._process is None:
+            return
+        pid = self._process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR1)
+        try:
+            self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+        self.stats_socket.unlink(missing_ok=True)
