@@ -1,0 +1,155 @@
+"""The whole system as processes on 127.0.0.1: collector replicas, HAProxy, producers, Kafka."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.balancer import Backend, Balancer
+from devstack.collector import CollectorProcess
+from devstack.kafka import ROOT, Broker
+from tests.conftest import Topics
+
+SAMPLE_ROWS = 2_000
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its children (uvicorn workers), from /proc."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+        pending.extend(int(child) for child in children)
+    return total
+
+
+@dataclass
+class Replicas:
+    """Collector replicas started for one test; all stopped (or killed) when it ends."""
+
+    kafka: Broker
+    topics: Topics
+    log_dir: Path
+    started: list[CollectorProcess]
+
+    def start(self, count: int, env: dict[str, str] | None = None) -> list[CollectorProcess]:
+        made = [
+            CollectorProcess(
+                self.kafka.bootstrap_servers,
+                raw_topic=self.topics.raw,
+                dead_letter_topic=self.topics.dead_letter,
+                collector_id=f"collector-{len(self.started) + i + 1}",
+                log_path=self.log_dir / f"collector-{len(self.started) + i + 1}.log",
+                env=env or {},
+            )
+            for i in range(count)
+        ]
+        self.started.extend(made)
+        for replica in made:
+            replica.start(wait_ready=False)
+        for replica in made:
+            replica.wait_for("/readyz", timeout_s=60)
+        return made
+
+
+@pytest.fixture
+def replicas(kafka: Broker, topics: Topics, tmp_path: Path) -> Iterator[Replicas]:
+    made = Replicas(kafka, topics, tmp_path, [])
+    try:
+        yield made
+    finally:
+        for replica in made.started:
+            replica.stop(timeout_s=20)
+
+
+@pytest.fixture
+def balancer(tmp_path: Path) -> Iterator[Callable[..., Balancer]]:
+    """Start HAProxy in front of given replicas (waits until every one is UP)."""
+    started: list[Balancer] = []
+
+    def start(backends: Sequence[CollectorProcess], **options: Any) -> Balancer:
+        made = Balancer(
+            tmp_path / f"haproxy-{len(started)}",
+            [Backend(r.collector_id, r.port) for r in backends],
+            **options,
+        )
+        started.append(made)
+        made.start()
+        made.wait_until({r.collector_id: "UP" for r in backends}, timeout_s=20)
+        return made
+
+    try:
+        yield start
+    finally:
+        for made in started:
+            made.stop()
+
+
+@pytest.fixture(scope="session")
+def sample_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Three sample months of SAMPLE_ROWS rows each, made by `python -m producer sample`."""
+    out_dir = tmp_path_factory.mktemp("samples")
+    subprocess.run(
+        [sys.executable, "-m", "producer", "sample", "--out-dir", str(out_dir),
+         "--rows", str(SAMPLE_ROWS)],
+        cwd=ROOT, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    files = sorted(str(p) for p in out_dir.glob("*.parquet"))
+    assert len(files) == 3
+    return files
+
+
+def start_replay(
+    files: Sequence[str], url: str, rate_per_s: float, *extra: str, log: Path | None = None
+) -> subprocess.Popen[str]:
+    """`python -m producer replay` as a process; its summary is read by `finish_replay`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "producer", "replay", *files, "--collector-url", url,
+         "--rate", f"{rate_per_s:g}", *extra],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        stderr=log.open("w") if log else subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def finish_replay(process: subprocess.Popen[str], timeout_s: float = 120) -> dict[str, Any]:
+    """Wait for a replay, return its closing JSON summary (with its exit code as 'exit')."""
+    try:
+        stdout, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, _ = process.communicate()
+        raise
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert isinstance(summary, dict)
+    summary["exit"] = process.returncode
+    return summary
+
+
+def reconcile(files: Sequence[str], kafka: Broker, topics: Topics) -> dict[str, Any]:
+    """`python -m producer reconcile` over the test's topics; its JSON line, with 'exit'."""
+    result = subprocess.run(
+        [sys.executable, "-m", "producer", "reconcile", *files,
+         "--bootstrap-servers", kafka.bootstrap_servers,
+         "--raw-topic", topics.raw, "--dead-letter-topic", topics.dead_letter],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.stdout.strip(), result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert isinstance(summary, dict)
+    summary["exit"] = result.returncode
+    return summary
