@@ -1,0 +1,161 @@
+"""`python -m producer replay|reconcile|sample`: where settings, files and I/O are built."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import ValidationError
+
+from producer import sample, source
+from producer.reconcile import TopicReadError, reconcile
+from producer.replay import replay
+from producer.rows import SchemaError
+from producer.settings import ReconcileSettings, ReplaySettings
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m producer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rp = sub.add_parser(
+        "replay",
+        help="send every row of parquet files to the collector",
+        description="Each flag also reads PRODUCER_<FLAG> (files: PRODUCER_DATA_URLS); "
+        "JOB_COMPLETION_INDEX picks one file of the list.",
+    )
+    rp.add_argument("data_urls", nargs="*", metavar="FILE_OR_URL")
+    rp.add_argument("--collector-url")
+    rp.add_argument("--rate", dest="rate_per_s", type=float, help="events/s, 0 = unthrottled")
+    rp.add_argument("--max-records", type=int)
+    rp.add_argument("--batch-size", type=int, help="events per request (>1: batch endpoint)")
+    rp.add_argument("--concurrency", type=int, help="requests in flight")
+    rp.add_argument("--event-type")
+    rp.add_argument("--schema-version")
+    rp.add_argument("--api-key")
+    rp.add_argument("--timeout-s", type=float)
+    rp.add_argument("--max-attempts", type=int)
+    rp.add_argument("--max-retry-s", type=float)
+    rp.add_argument("--backoff-base-s", type=float)
+    rp.add_argument("--backoff-cap-s", type=float)
+    rp.add_argument("--read-batch-rows", type=int)
+    rp.add_argument("--progress-interval-s", type=float)
+    rp.add_argument("--drain-timeout-s", type=float)
+
+    rc = sub.add_parser("reconcile", help="compare the topics with the files")
+    rc.add_argument("data_urls", nargs="*", metavar="FILE_OR_URL")
+    rc.add_argument("--bootstrap-servers")
+    rc.add_argument("--raw-topic")
+    rc.add_argument("--dead-letter-topic")
+    rc.add_argument("--check-payloads", action="store_true", default=None)
+    rc.add_argument("--event-type")
+    rc.add_argument("--schema-version")
+    rc.add_argument("--read-timeout-s", type=float)
+
+    sp = sub.add_parser("sample", help="write small TLC-shaped yellow taxi files")
+    sp.add_argument("out_dir", type=Path)
+    sp.add_argument("--rows", type=int, default=1000)
+    sp.add_argument("--seed", type=int, default=2023)
+    sp.add_argument("--months", nargs="+", default=list(sample.MONTHS))
+    sp.add_argument("--row-group-rows", type=int, default=0)
+    return parser
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags actually given, so unset ones fall back to the environment."""
+    given = {k: v for k, v in vars(args).items() if v is not None and k != "command"}
+    if not given.get("data_urls"):
+        given.pop("data_urls", None)
+    return given
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+async def _replay_async(settings: ReplaySettings, paths: list[tuple[str, Path]]) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    headers = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    async with httpx.AsyncClient(
+        base_url=settings.collector_url,
+        headers=headers,
+        timeout=settings.timeout_s,
+        limits=httpx.Limits(
+            max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+        ),
+    ) as client:
+        summary = await replay(paths, settings, client, stop=stop)
+    print(summary.line(), flush=True)
+    return 0 if summary.stats.failed == 0 else EXIT_FAILED
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    settings = ReplaySettings(**_given(args))
+    files = settings.selected_files()
+    if not files:
+        return _error("no files to replay (give FILE_OR_URL or PRODUCER_DATA_URLS)")
+    with contextlib.ExitStack() as stack:
+        paths = [(source.file_name(f), stack.enter_context(source.local_copy(f))) for f in files]
+        return asyncio.run(_replay_async(settings, paths))
+
+
+def run_reconcile(args: argparse.Namespace) -> int:
+    settings = ReconcileSettings(**_given(args))
+    if not settings.data_urls:
+        return _error("no files to reconcile (give FILE_OR_URL or PRODUCER_DATA_URLS)")
+    with contextlib.ExitStack() as stack:
+        paths = [
+            (source.file_name(f), stack.enter_context(source.local_copy(f)))
+            for f in settings.data_urls
+        ]
+        result = reconcile(
+            paths,
+            bootstrap_servers=settings.bootstrap_servers,
+            raw_topic=settings.raw_topic,
+            dead_letter_topic=settings.dead_letter_topic,
+            check_payloads=settings.check_payloads,
+            event_type=settings.event_type,
+            schema_version=settings.schema_version,
+            timeout_s=settings.read_timeout_s,
+        )
+    report = result.report()
+    print(orjson.dumps(report).decode(), flush=True)
+    return 0 if result.ok else EXIT_FAILED
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    paths = sample.write_samples(
+        args.out_dir,
+        rows=args.rows,
+        seed=args.seed,
+        months=tuple(args.months),
+        row_group_rows=args.row_group_rows,
+    )
+    for path in paths:
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = {"replay": run_replay, "reconcile": run_reconcile, "sample": run_sample}
+    try:
+        return command[args.command](args)
+    except ValidationError as exc:
+        return _error(f"invalid settings:\n{exc}")
+    except (ValueError, OSError, SchemaError, TopicReadError, httpx.HTTPError) as exc:
+        return _error(str(exc))

@@ -1,0 +1,256 @@
+"""Reconciling a replay: what the topics hold against the rows of the files."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import uuid
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from producer import rows, source
+
+
+def digest(payload: Any) -> int:
+    """A 64-bit fingerprint of a JSON value, independent of key order and number spelling."""
+    canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    return int.from_bytes(hashlib.blake2b(canonical, digest_size=8).digest(), "big")
+
+
+@dataclass
+class _File:
+    rows: int
+    # Copies seen per row (saturating at 255) and, when payloads are checked, their fingerprint:
+    # a few bytes per row, so files of millions of rows reconcile in flat memory.
+    seen: bytearray
+    digests: array[int] | None
+
+
+@dataclass
+class Reconciler:
+    """Counts topic records against the files' rows; pure, fed one record at a time."""
+
+    row_counts: dict[str, int]
+    check_payloads: bool = False
+    event_type: str | None = None
+    schema_version: str | None = None
+    raw: int = 0
+    dead_letter: int = 0
+    duplicates: int = 0
+    unexpected: int = 0
+    payload_mismatches: int = 0
+    other_files: int = 0
+    _files: dict[str, _File] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, n in self.row_counts.items():
+            digests = array("Q", bytes(8 * n)) if self.check_payloads else None
+            self._files[name] = _File(n, bytearray(n), digests)
+
+    def _locate(self, event_id: Any) -> tuple[_File, int] | Literal["other", "bad"]:
+        """(file, row) for an id of these files, "other" for other files, "bad" if no such row."""
+        if not isinstance(event_id, str) or ":" not in event_id:
+            return "other"
+        name, _, row_text = event_id.rpartition(":")
+        file = self._files.get(name)
+        if file is None:
+            return "other"
+        if not row_text.isdigit() or int(row_text) >= file.rows:
+            return "bad"
+        return file, int(row_text)
+
+    def _mark(self, file: _File, row: int) -> None:
+        if file.seen[row] == 1:
+            self.duplicates += 1
+        file.seen[row] = min(255, file.seen[row] + 1)
+
+    def _malformed(self, key_id: str | None) -> None:
+        """A record we cannot read: ours (by key) is unexpected, anyone else's is ignored."""
+        if self._locate(key_id) == "other":
+            self.other_files += 1
+        else:
+            self.unexpected += 1
+
+    def add_raw(self, key: bytes | None, value: bytes | None) -> None:
+        key_id = key.decode("utf-8", "replace") if key is not None else None
+        try:
+            envelope = orjson.loads(value or b"")
+        except orjson.JSONDecodeError:
+            envelope = None
+        if not isinstance(envelope, dict):
+            self._malformed(key_id)
+            return
+        event_id = envelope.get("event_id")
+        where = self._locate(event_id)
+        if where == "other":
+            if event_id is None:
+                self._malformed(key_id)
+            else:
+                self.other_files += 1
+            return
+        if where == "bad":
+            self.unexpected += 1
+            return
+        file, row = where
+        self.raw += 1
+        self._mark(file, row)
+        if key_id != event_id or not isinstance(envelope.get("payload"), dict):
+            self.unexpected += 1
+            return
+        if self.check_payloads:
+            self._check_envelope(envelope, file, row)
+
+    def _check_envelope(self, envelope: dict[str, Any], file: _File, row: int) -> None:
+        wrong_type = self.event_type is not None and envelope.get("event_type") != self.event_type
+        wrong_version = (
+            self.schema_version is not None
+            and envelope.get("schema_version") != self.schema_version
+        )
+        assert file.digests is not None
+        fingerprint = digest(envelope["payload"]) or 1  # 0 marks "not seen yet"
+        differs = bool(file.digests[row]) and file.digests[row] != fingerprint
+        if differs or wrong_type or wrong_version:
+            self.payload_mismatches += 1
+        file.digests[row] = fingerprint
+
+    def add_dead_letter(self, key: bytes | None, value: bytes | None) -> None:
+        """A dead-letter record is ours when the body it keeps names one of our event ids."""
+        try:
+            record = orjson.loads(value or b"")
+            text = record.get("raw")
+            body = (
+                orjson.loads(text)
+                if isinstance(text, str)
+                else orjson.loads(base64.b64decode(record.get("raw_base64") or ""))
+            )
+        except (orjson.JSONDecodeError, AttributeError, ValueError):
+            self.other_files += 1
+            return
+        if isinstance(body, list):
+            index = record.get("batch_index")
+            body = body[index] if isinstance(index, int) and 0 <= index < len(body) else None
+        where = self._locate(body.get("event_id") if isinstance(body, dict) else None)
+        if where == "other":
+            self.other_files += 1
+        elif where == "bad":
+            self.unexpected += 1
+        else:
+            self.dead_letter += 1
+            self._mark(*where)
+
+    def expect_payloads(self, name: str, first_row: int, payload_texts: list[str]) -> None:
+        """Compare the fingerprints of raw payloads seen with the source rows as converted."""
+        file = self._files[name]
+        assert file.digests is not None
+        for offset, text in enumerate(payload_texts):
+            seen = file.digests[first_row + offset]
+            if seen and seen != (digest(orjson.loads(text)) or 1):
+                self.payload_mismatches += 1
+
+    def report(self) -> dict[str, Any]:
+        expected = sum(f.rows for f in self._files.values())
+        missing = sum(f.seen.count(0) for f in self._files.values())
+        result: dict[str, Any] = {
+            "expected": expected,
+            "raw": self.raw,
+            "dead_letter": self.dead_letter,
+            "missing": missing,
+            "duplicates": self.duplicates,
+            "unexpected": self.unexpected + self.payload_mismatches,
+            "other_files": self.other_files,
+        }
+        if self.check_payloads:
+            result["payload_mismatches"] = self.payload_mismatches
+        return result
+
+    @property
+    def ok(self) -> bool:
+        report = self.report()
+        return bool(report["missing"] == 0 and report["unexpected"] == 0)
+
+
+class TopicReadError(RuntimeError):
+    """A topic could not be read to its end in time."""
+
+
+def read_to_end(
+    bootstrap_servers: str, topic: str, timeout_s: float
+) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record now on `topic`, each partition read to its high watermark.
+
+    Partitions are assigned directly, without a consumer group rebalance, and nothing is committed.
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"producer-reconcile-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        if metadata.error is not None:
+            raise TopicReadError(f"topic {topic}: {metadata.error}")
+        ends: dict[int, int] = {}
+        starts: list[Any] = []
+        for partition in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                ends[partition] = high
+                starts.append(TopicPartition(topic, partition, low))
+        consumer.assign(starts)
+        deadline = time.monotonic() + timeout_s
+        while ends:
+            if time.monotonic() > deadline:
+                raise TopicReadError(f"timed out reading {topic}; partitions left {sorted(ends)}")
+            for message in consumer.consume(num_messages=10_000, timeout=0.5):
+                if message.error() is not None:
+                    continue
+                partition, offset = message.partition(), message.offset()
+                if partition not in ends or offset is None or offset >= ends[partition]:
+                    continue
+                yield message.key(), message.value()
+                if offset + 1 >= ends[partition]:
+                    del ends[partition]
+    finally:
+        consumer.close()
+
+
+def reconcile(
+    files: list[tuple[str, Path]],
+    *,
+    bootstrap_servers: str,
+    raw_topic: str,
+    dead_letter_topic: str,
+    check_payloads: bool = False,
+    event_type: str | None = None,
+    schema_version: str | None = None,
+    timeout_s: float = 120.0,
+) -> Reconciler:
+    """Read both topics to their ends and compare them with `files` (display name, local path)."""
+    reconciler = Reconciler(
+        {name: source.row_count(path) for name, path in files},
+        check_payloads=check_payloads,
+        event_type=event_type,
+        schema_version=schema_version,
+    )
+    for key, value in read_to_end(bootstrap_servers, raw_topic, timeout_s):
+        reconciler.add_raw(key, value)
+    for key, value in read_to_end(bootstrap_servers, dead_letter_topic, timeout_s):
+        reconciler.add_dead_letter(key, value)
+    if check_payloads:
+        for name, path in files:
+            for part in source.iter_row_batches(path):
+                texts = rows.payloads(part.batch).to_pylist()
+                reconciler.expect_payloads(name, part.first_row, texts)
+    return reconciler

@@ -1,0 +1,185 @@
+"""Replaying files: read and convert in a worker thread, pace, send concurrently, report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import orjson
+
+from producer import rows, source
+from producer.pacing import Pacer
+from producer.sending import Event, RetryPolicy, Sender, Stats
+from producer.settings import ReplaySettings
+
+_DONE = None  # end of input, one per worker
+
+
+@dataclass
+class Summary:
+    stats: Stats
+    seconds: float
+    files: list[str]
+    stopped: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "records": s.records,
+            "accepted": s.accepted,
+            "rejected": s.rejected,
+            "failed": s.failed,
+            "seconds": round(self.seconds, 3),
+            "rate_per_s": round(s.done / self.seconds, 1) if self.seconds > 0 else 0.0,
+            "retries": s.retries,
+            "files": self.files,
+            "stopped": self.stopped,
+        }
+
+    def line(self) -> str:
+        return orjson.dumps(self.as_dict()).decode()
+
+
+def units_of(
+    paths: list[tuple[str, Path]], settings: ReplaySettings
+) -> Generator[list[Event], None, None]:
+    """The events to send, `batch_size` per unit, up to `max_records` in all."""
+    budget = settings.max_records
+    size = settings.batch_size
+    for name, path in paths:
+        for part in source.iter_row_batches(path, settings.read_batch_rows):
+            if budget is not None and budget <= 0:
+                return
+            batch = part.batch if budget is None else part.batch.slice(0, budget)
+            bodies = rows.event_bodies(
+                batch,
+                file_name=name,
+                first_row=part.first_row,
+                event_type=settings.event_type,
+                schema_version=settings.schema_version,
+            )
+            if budget is not None:
+                budget -= len(bodies)
+            events = [Event(f"{name}:{part.first_row + i}", body) for i, body in enumerate(bodies)]
+            for start in range(0, len(events), size):
+                yield events[start : start + size]
+
+
+class Progress:
+    """A tqdm bar on a terminal, else a plain line every `interval_s`, both on stderr."""
+
+    def __init__(self, stats: Stats, total: int, interval_s: float, stream: TextIO) -> None:
+        self._stats, self._total, self._interval_s = stats, total, interval_s
+        self._stream = stream
+        self._bar: Any = None
+        if stream.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="ev", file=stream, dynamic_ncols=True)
+        self._shown = 0
+        self._started_s = time.monotonic()
+
+    def update(self) -> None:
+        s = self._stats
+        if self._bar is not None:
+            self._bar.update(s.done - self._shown)
+            self._bar.set_postfix(
+                accepted=s.accepted, rejected=s.rejected, failed=s.failed, retries=s.retries,
+                refresh=False,
+            )  # fmt: skip
+            self._shown = s.done
+            return
+        elapsed_s = time.monotonic() - self._started_s
+        rate = s.done / elapsed_s if elapsed_s > 0 else 0.0
+        print(
+            f"progress: {s.done}/{self._total} done, accepted {s.accepted}, rejected "
+            f"{s.rejected}, failed {s.failed}, retries {s.retries}, {rate:.0f} events/s",
+            file=self._stream,
+            flush=True,
+        )
+
+    async def run(self) -> None:
+        period_s = 0.2 if self._bar is not None else self._interval_s
+        while True:
+            await asyncio.sleep(period_s)
+            self.update()
+
+    def close(self) -> None:
+        self.update()
+        if self._bar is not None:
+            self._bar.close()
+
+
+async def replay(
+    paths: list[tuple[str, Path]],
+    settings: ReplaySettings,
+    client: httpx.AsyncClient,
+    *,
+    stop: asyncio.Event | None = None,
+    stderr: TextIO = sys.stderr,
+    sender_factory: Callable[[httpx.AsyncClient, Stats], Sender] | None = None,
+) -> Summary:
+    """Send every row of `paths` (display name, local path) to the collector behind `client`."""
+    stop = stop or asyncio.Event()
+    stats = Stats()
+    policy = RetryPolicy(
+        max_attempts=settings.max_attempts,
+        max_elapsed_s=settings.max_retry_s,
+        base_s=settings.backoff_base_s,
+        cap_s=settings.backoff_cap_s,
+    )
+    sender = (sender_factory or (lambda c, s: Sender(c, s, policy)))(client, stats)
+    pacer = Pacer(settings.rate_per_s)
+    queue: asyncio.Queue[list[Event] | None] = asyncio.Queue(maxsize=2 * settings.concurrency)
+    total = sum(source.row_count(path) for _, path in paths)
+    if settings.max_records is not None:
+        total = min(total, settings.max_records)
+    started_s = time.monotonic()
+
+    async def read() -> None:
+        # Reading and converting run in a thread (Arrow releases the GIL), one batch at a time.
+        units = units_of(paths, settings)
+        try:
+            while not stop.is_set():
+                unit = await asyncio.to_thread(next, units, None)
+                if unit is None:
+                    break
+                await queue.put(unit)
+        finally:
+            with contextlib.suppress(ValueError):  # still running in its thread if cancelled
+                units.close()
+            for _ in range(settings.concurrency):
+                await queue.put(_DONE)
+
+    async def send() -> None:
+        while (unit := await queue.get()) is not _DONE:
+            if stop.is_set():
+                continue  # not sent, not counted: drain the queue to reach the end marker
+            await pacer.acquire(len(unit))
+            if settings.batch_size > 1:
+                await sender.send_batch(unit)
+            else:
+                await sender.send(unit[0])
+
+    async def on_stop() -> None:
+        await stop.wait()
+        sender.give_up_after(settings.drain_timeout_s)
+
+    progress = Progress(stats, total, settings.progress_interval_s, stderr)
+    helpers = [asyncio.create_task(progress.run()), asyncio.create_task(on_stop())]
+    try:
+        await asyncio.gather(read(), *(send() for _ in range(settings.concurrency)))
+    finally:
+        for task in helpers:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        progress.close()
+    return Summary(stats, time.monotonic() - started_s, [name for name, _ in paths], stop.is_set())

@@ -1,0 +1,261 @@
+"""Sending events to the collector: outcomes, retries with backoff, the batch endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import enum
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+COLLECT_PATH = "/api/v1/collect"
+BATCH_PATH = "/api/v1/collect/batch"
+
+
+class Outcome(enum.Enum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"  # final: the collector said the input is wrong
+    RETRY = "retry"  # try again later
+    FAILED = "failed"  # final: nothing more to try (auth, not found, budget spent)
+
+
+_REJECTED_STATUSES = frozenset({400, 413, 422})
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def outcome_of(status: int) -> Outcome:
+    """The one place that maps a collector status code to what the producer does next."""
+    if 200 <= status < 300:
+        return Outcome.ACCEPTED
+    if status in _REJECTED_STATUSES:
+        return Outcome.REJECTED
+    if status in _RETRY_STATUSES:
+        return Outcome.RETRY
+    return Outcome.FAILED
+
+
+def retry_after_s(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """`Retry-After` as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded per event by attempts and elapsed time."""
+
+    max_attempts: int = 12
+    max_elapsed_s: float = 120.0
+    base_s: float = 0.1
+    cap_s: float = 5.0
+
+    def delay_s(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """The pause after failed attempt number `attempt` (from 1); never below Retry-After."""
+        jittered = rng.uniform(0.0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
+        return max(jittered, retry_after or 0.0)
+
+
+@dataclass
+class Stats:
+    records: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    failed: int = 0
+    retries: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return self.accepted + self.rejected + self.failed
+
+    def count(self, outcome: Outcome, n: int = 1) -> None:
+        if outcome is Outcome.ACCEPTED:
+            self.accepted += n
+        elif outcome is Outcome.REJECTED:
+            self.rejected += n
+        else:
+            self.failed += n
+
+    def saw(self, status: str) -> None:
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    body: bytes
+
+
+def batch_outcomes(status: int, body: bytes, size: int) -> list[Outcome]:
+    """One outcome per event of a batch answer.
+
+    Reads per-event results when the answer has them (a list, or `results`/`events`/`items`
+    in an object, each with a `status` word or code, or `accepted: bool`); otherwise the whole
+    batch shares the answer's status.
+    """
+    whole = outcome_of(status)
+    try:
+        parsed: Any = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    results = parsed
+    if isinstance(parsed, dict):
+        results = next(
+            (parsed[k] for k in ("results", "events", "items") if isinstance(parsed.get(k), list)),
+            None,
+        )
+    if not isinstance(results, list) or len(results) != size:
+        return [whole] * size
+    return [_item_outcome(item, whole) for item in results]
+
+
+_WORDS = {
+    "accepted": Outcome.ACCEPTED,
+    "ok": Outcome.ACCEPTED,
+    "rejected": Outcome.REJECTED,
+    "invalid": Outcome.REJECTED,
+    "retry": Outcome.RETRY,
+    "failed": Outcome.RETRY,
+    "error": Outcome.RETRY,
+    "unavailable": Outcome.RETRY,
+}
+
+
+def _item_outcome(item: Any, whole: Outcome) -> Outcome:
+    if not isinstance(item, dict):
+        return whole
+    status = item.get("status", item.get("result", item.get("outcome")))
+    if isinstance(status, int) and not isinstance(status, bool):
+        return outcome_of(status)
+    if isinstance(status, str) and status.lower() in _WORDS:
+        return _WORDS[status.lower()]
+    if isinstance(item.get("accepted"), bool):
+        if item["accepted"]:
+            return Outcome.ACCEPTED
+        return Outcome.RETRY if item.get("retry") else Outcome.REJECTED
+    return whole
+
+
+class Sender:
+    """Sends events through one shared async HTTP client and settles each one's outcome."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        stats: Stats,
+        policy: RetryPolicy | None = None,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._client = client
+        self._stats = stats
+        self._policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._give_up_at_s = float("inf")
+
+    def give_up_after(self, seconds: float) -> None:
+        """Stop retrying `seconds` from now (draining on SIGTERM); left-overs count as failed."""
+        self._give_up_at_s = min(self._give_up_at_s, self._clock() + seconds)
+
+    async def _post(self, path: str, body: bytes) -> tuple[int, bytes, float | None]:
+        """Status, body and Retry-After of one attempt; status 0 for a transport error."""
+        try:
+            response = await self._client.post(
+                path, content=body, headers={"content-type": "application/json"}
+            )
+        except httpx.TransportError as exc:
+            self._stats.saw(type(exc).__name__)
+            return 0, b"", None
+        self._stats.saw(str(response.status_code))
+        return (
+            response.status_code,
+            response.content,
+            retry_after_s(response.headers.get("retry-after")),
+        )
+
+    def _may_retry(self, attempt: int, started_s: float, pause_s: float) -> bool:
+        resume_s = self._clock() + pause_s
+        return (
+            attempt < self._policy.max_attempts
+            and resume_s - started_s <= self._policy.max_elapsed_s
+            and resume_s <= self._give_up_at_s
+        )
+
+    async def send(self, event: Event) -> Outcome:
+        """POST one event until it is accepted, rejected, or its retry budget is spent."""
+        self._stats.records += 1
+        started_s = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            status, _, retry_after = await self._post(COLLECT_PATH, event.body)
+            outcome = Outcome.RETRY if status == 0 else outcome_of(status)
+            if outcome is Outcome.RETRY:
+                pause_s = self._policy.delay_s(attempt, retry_after, self._rng)
+                if self._may_retry(attempt, started_s, pause_s):
+                    self._stats.retries += 1
+                    await self._sleep(pause_s)
+                    continue
+                outcome = Outcome.FAILED
+            self._stats.count(outcome)
+            return outcome
+
+    async def send_batch(self, events: Sequence[Event]) -> list[Outcome]:
+        """POST events as one array; resend only those the answer says must be sent again."""
+        self._stats.records += len(events)
+        final: dict[int, Outcome] = {}
+        pending = list(range(len(events)))
+        started_s = self._clock()
+        attempt = 0
+        while pending:
+            attempt += 1
+            body = b"[" + b",".join(events[i].body for i in pending) + b"]"
+            status, answer, retry_after = await self._post(BATCH_PATH, body)
+            if status == 413 and len(pending) > 1:
+                # Too large as a whole: halve it rather than reject events that fit alone.
+                half = len(pending) // 2
+                self._stats.records -= len(pending)
+                for part in (pending[:half], pending[half:]):
+                    outcomes = await self.send_batch([events[i] for i in part])
+                    final.update(zip(part, outcomes, strict=True))
+                break
+            outcomes = (
+                [Outcome.RETRY] * len(pending)
+                if status == 0
+                else batch_outcomes(status, answer, len(pending))
+            )
+            again = [i for i, o in zip(pending, outcomes, strict=True) if o is Outcome.RETRY]
+            for i, o in zip(pending, outcomes, strict=True):
+                if o is not Outcome.RETRY:
+                    final[i] = o
+                    self._stats.count(o)
+            pending = again
+            if not pending:
+                break
+            pause_s = self._policy.delay_s(attempt, retry_after, self._rng)
+            if not self._may_retry(attempt, started_s, pause_s):
+                for i in pending:
+                    final[i] = Outcome.FAILED
+                self._stats.count(Outcome.FAILED, len(pending))
+                break
+            self._stats.retries += len(pending)
+            await self._sleep(pause_s)
+        return [final[i] for i in range(len(events))]

@@ -1,0 +1,88 @@
+"""The producer's settings: flags override `PRODUCER_*` environment variables, read once."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_urls(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part for part in re.split(r"[\s,]+", value) if part]
+    return value
+
+
+class ReplaySettings(BaseSettings):
+    """Everything `python -m producer replay` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="PRODUCER_", populate_by_name=True)
+
+    data_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="parquet files or http(s) URLs, space or comma separated"
+    )
+    collector_url: str = "http://127.0.0.1:8000"
+    rate_per_s: float = Field(
+        0.0,
+        ge=0,
+        validation_alias=AliasChoices("rate_per_s", "PRODUCER_RATE"),
+        description="events per second across the producer; 0 = as fast as accepted",
+    )
+    max_records: int | None = Field(None, ge=0, description="stop after this many events")
+    batch_size: int = Field(1, ge=1, description="events per request; above 1 uses /batch")
+    concurrency: int = Field(16, ge=1, description="requests in flight at once")
+    event_type: str = Field("YellowTaxiTripRecords", min_length=1, max_length=256)
+    schema_version: str = Field("0-0-1", min_length=1, max_length=64)
+    api_key: str | None = Field(None, description="sent as `Authorization: Bearer` when set")
+    timeout_s: float = Field(10.0, gt=0, description="per request")
+    max_attempts: int = Field(12, ge=1, description="per event, the first send included")
+    max_retry_s: float = Field(120.0, ge=0, description="per event, from its first send")
+    backoff_base_s: float = Field(0.1, gt=0)
+    backoff_cap_s: float = Field(5.0, gt=0)
+    read_batch_rows: int = Field(10_000, ge=1, description="rows converted at a time")
+    progress_interval_s: float = Field(5.0, gt=0, description="plain progress lines, off a tty")
+    drain_timeout_s: float = Field(20.0, ge=0, description="after SIGTERM, for sends in flight")
+    job_completion_index: int | None = Field(
+        None,
+        ge=0,
+        validation_alias=AliasChoices("job_completion_index", "JOB_COMPLETION_INDEX"),
+        description="replay only this file of the list (Kubernetes Indexed Job)",
+    )
+
+    @field_validator("data_urls", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _split_urls(value)
+
+    def selected_files(self) -> list[str]:
+        """The files this process replays: all, or the one at JOB_COMPLETION_INDEX."""
+        if self.job_completion_index is None:
+            return list(self.data_urls)
+        if self.job_completion_index >= len(self.data_urls):
+            raise ValueError(
+                f"JOB_COMPLETION_INDEX={self.job_completion_index} but only "
+                f"{len(self.data_urls)} files are listed"
+            )
+        return [self.data_urls[self.job_completion_index]]
+
+
+class ReconcileSettings(BaseSettings):
+    """Everything `python -m producer reconcile` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="PRODUCER_", populate_by_name=True)
+
+    data_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    bootstrap_servers: str = "127.0.0.1:9092"
+    raw_topic: str = "raw-events"
+    dead_letter_topic: str = "raw-events-dlq"
+    check_payloads: bool = False
+    event_type: str = "YellowTaxiTripRecords"
+    schema_version: str = "0-0-1"
+    read_timeout_s: float = Field(120.0, gt=0, description="to reach the high watermarks")
+
+    @field_validator("data_urls", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _split_urls(value)

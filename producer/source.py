@@ -1,0 +1,85 @@
+"""Parquet files as streams of record batches, from a local path or an http(s) URL."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DOWNLOAD_CHUNK_BYTES = 1 << 20
+# Read column chunks through a small buffer instead of whole: memory stays flat with row groups
+# of any size.
+_READ_BUFFER_BYTES = 1 << 20
+
+
+def is_url(location: str) -> bool:
+    return urlsplit(location).scheme in ("http", "https")
+
+
+def file_name(location: str) -> str:
+    """The last path segment: `.../yellow_tripdata_2023-01.parquet?x=1` -> the parquet name."""
+    if is_url(location):
+        return unquote(urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]) or location
+    return Path(location).name
+
+
+@contextlib.contextmanager
+def local_copy(location: str, client: httpx.Client | None = None) -> Iterator[Path]:
+    """A path to read `location` from: itself, or a temporary download streamed to disk.
+
+    Parquet needs random access (footer first), so a URL is streamed into a temporary file in
+    fixed chunks rather than held in memory; the file is removed afterwards.
+    """
+    if not is_url(location):
+        yield Path(location)
+        return
+    owned = client is None
+    http = client or httpx.Client(follow_redirects=True, timeout=httpx.Timeout(30.0))
+    fd, tmp = tempfile.mkstemp(suffix=".parquet", prefix="producer-")
+    try:
+        with os.fdopen(fd, "wb") as out, http.stream("GET", location) as response:
+            response.raise_for_status()
+            for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
+                out.write(chunk)
+        yield Path(tmp)
+    finally:
+        if owned:
+            http.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@dataclass(frozen=True)
+class RowBatch:
+    """Consecutive rows of one file; `first_row` is the file row number of the first one."""
+
+    first_row: int
+    batch: pa.RecordBatch
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    return pq.ParquetFile(path, buffer_size=_READ_BUFFER_BYTES, pre_buffer=False)
+
+
+def row_count(path: Path) -> int:
+    return int(open_parquet(path).metadata.num_rows)
+
+
+def iter_row_batches(path: Path, batch_rows: int = 10_000) -> Iterator[RowBatch]:
+    """The file's rows, `batch_rows` at a time, numbered from 0."""
+    parquet = open_parquet(path)
+    first = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=batch_rows, use_threads=False):
+            yield RowBatch(first, batch)
+            first += batch.num_rows
+    finally:
+        parquet.close()
