@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import pyarrow.parquet as pq
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from devstack.balancer import Backend, Balancer, BalancerUnavailable
@@ -38,12 +39,14 @@ from devstack.kafka import (
     process_alive,
     read_topic,
 )
+from producer import source
 
 DEMO_DIR = ROOT / ".demo"
 RAW_TOPIC, DEAD_LETTER_TOPIC = DEFAULT_TOPICS
 DEFAULT_REPLICAS = 3
 DEFAULT_ROWS = 5_000
 DEFAULT_RATE_PER_S = 300.0
+DEFAULT_BATCH_SIZE = 1
 PROGRESS_EVERY_S = 3.0
 
 
@@ -64,8 +67,10 @@ class ProducerResult:
 
     @property
     def rate_per_s(self) -> float:
+        if "rate_per_s" in self.summary:
+            return float(self.summary["rate_per_s"])
         seconds = float(self.summary.get("seconds") or 0)
-        return float(self.summary.get("accepted", 0)) / seconds if seconds > 0 else 0.0
+        return float(self.summary.get("records", 0)) / seconds if seconds > 0 else 0.0
 
 
 def parse_summary(stdout: str) -> dict[str, Any]:
@@ -108,7 +113,7 @@ def render_summary(
     reconcile: Mapping[str, Any] | None,
 ) -> str:
     """The closing report of a demo run."""
-    fields = ("records", "accepted", "rejected", "failed")
+    fields = ("records", "accepted", "rejected", "failed", "retries")
     producer_rows: list[list[object]] = [
         [p.name, *(int(p.summary.get(f, 0)) for f in fields), float(p.summary.get("seconds", 0)),
          round(p.rate_per_s), p.exit_code]
@@ -420,11 +425,10 @@ def stop_recorded(state_dir: Path) -> bool:
 
 def sample_files(out_dir: Path, rows: int) -> list[str]:
     """Three month files made by `python -m producer sample`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out_dir, ignore_errors=True)
     say(f"==> making three sample month files of {rows:,} rows (python -m producer sample)")
-    command = [sys.executable, "-m", "producer", "sample", "--out-dir", str(out_dir)]
     result = subprocess.run(
-        [*command, "--rows", str(rows)],
+        [sys.executable, "-m", "producer", "sample", str(out_dir), "--rows", str(rows)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -437,22 +441,47 @@ def sample_files(out_dir: Path, rows: int) -> list[str]:
     return files
 
 
+def first_rows(locations: Sequence[str], out_dir: Path, rows: int) -> list[str]:
+    """Local copies of the first `rows` rows of each file or URL, under the same file names.
+
+    A real TLC month holds millions of rows; replaying and reconciling the same leading rows
+    keeps the demo short, and the event ids (`<file name>:<row>`) stay those of the full file.
+    """
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    copies = []
+    for location in locations:
+        name = source.file_name(location)
+        say(f"==> taking the first {rows:,} rows of {location}")
+        with source.local_copy(location) as path:
+            parquet = pq.ParquetFile(path)
+            copy = out_dir / name
+            with pq.ParquetWriter(copy, parquet.schema_arrow) as writer:
+                left = rows
+                for batch in parquet.iter_batches(batch_size=min(rows, 65_536)):
+                    writer.write_batch(batch.slice(0, left))
+                    left -= min(left, batch.num_rows)
+                    if left == 0:
+                        break
+        copies.append(str(copy))
+    return copies
+
+
 def run_producers(
-    stack: Stack, files: Sequence[str], rate_per_s: float, rows: int
+    stack: Stack, files: Sequence[str], rate_per_s: float, batch_size: int
 ) -> list[ProducerResult]:
     """Replay each file with its own producer process, in parallel, showing progress."""
     assert stack.broker is not None
     say(
-        f"==> replaying {len(files)} files in parallel, {rate_per_s:g} events/s each"
-        + (f", {rows:,} rows each" if rows else "")
+        f"==> replaying {len(files)} files in parallel (python -m producer replay), "
+        f"{rate_per_s:g} events/s each, {batch_size} per request"
     )
     for index, data in enumerate(files):
         command = [
             sys.executable, "-m", "producer", "replay", data,
             "--collector-url", stack.url_for(index), "--rate", f"{rate_per_s:g}",
+            "--batch-size", str(batch_size), "--progress-interval-s", f"{PROGRESS_EVERY_S:g}",
         ]  # fmt: skip
-        if rows:
-            command += ["--max-records", str(rows)]
         producer = ProducerProcess(
             month_name(data), command, stack.logs / f"producer-{month_name(data)}.log"
         )
@@ -485,15 +514,13 @@ def progress_line(stack: Stack, elapsed_s: float) -> str:
     return "\n".join(lines)
 
 
-def reconcile(stack: Stack, files: Sequence[str], rows: int) -> dict[str, Any] | None:
+def reconcile(stack: Stack, files: Sequence[str]) -> dict[str, Any] | None:
     assert stack.broker is not None
     command = [
         sys.executable, "-m", "producer", "reconcile", *files,
         "--bootstrap-servers", stack.broker.bootstrap_servers,
         "--raw-topic", RAW_TOPIC, "--dead-letter-topic", DEAD_LETTER_TOPIC,
     ]  # fmt: skip
-    if rows:
-        command += ["--max-records", str(rows)]
     say("==> reconciling the topics with the files (python -m producer reconcile)")
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     parsed = parse_summary(result.stdout)
@@ -510,18 +537,20 @@ def run(args: argparse.Namespace) -> int:
         say("==> stopped the stack left running by an earlier `make demo KEEP=1`")
     stack = Stack(state_dir, keep=args.keep)
     stack.logs.mkdir(parents=True, exist_ok=True)
-    files = [f for f in re.split(r"[\s,]+", args.data or "") if f]
-    # A sample file holds exactly the replayed rows; a real month holds millions, so cap it.
-    rows = 0 if not files else args.rows
+    given = [f for f in re.split(r"[\s,]+", args.data or "") if f]
     ok = False
     try:
         stack.start_broker(args.kafka_port)
         stack.start_replicas(args.replicas)
         if not args.no_balancer:
             stack.start_balancer(args.port)
-        if not files:
+        if not given:
             files = sample_files(state_dir / "data", args.rows)
-        results = run_producers(stack, files, args.rate, rows)
+        elif args.rows:
+            files = first_rows(given, state_dir / "data", args.rows)
+        else:
+            files = given
+        results = run_producers(stack, files, args.rate, args.batch_size)
         assert stack.broker is not None
         say("==> counting what is on Kafka")
         raw = read_topic(stack.broker.bootstrap_servers, RAW_TOPIC, timeout_s=120)
@@ -529,7 +558,7 @@ def run(args: argparse.Namespace) -> int:
             RAW_TOPIC: len(raw),
             DEAD_LETTER_TOPIC: topic_count(stack.broker.bootstrap_servers, DEAD_LETTER_TOPIC),
         }
-        report = reconcile(stack, files, rows)
+        report = reconcile(stack, files)
         print()
         print(render_summary(results, topic_counts, events_per_replica(raw), report), flush=True)
         ok = (
@@ -597,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
                          "(default: three generated sample months)")  # fmt: skip
     up.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows per file")
     up.add_argument("--rate", type=float, default=DEFAULT_RATE_PER_S, help="events/s per producer")
+    up.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="events per request")
     up.add_argument("--replicas", type=int, default=DEFAULT_REPLICAS)
     up.add_argument("--port", type=int, default=8080, help="the balancer's port (if free)")
     up.add_argument("--kafka-port", type=int, default=9092, help="the broker's port (if free)")

@@ -17,7 +17,7 @@ from devstack.demo import (
 
 def _result(name: str, accepted: int, seconds: float, failed: int = 0) -> ProducerResult:
     summary = {"records": accepted + failed, "accepted": accepted, "rejected": 0,
-               "failed": failed, "seconds": seconds}  # fmt: skip
+               "failed": failed, "retries": 3 * failed, "seconds": seconds}  # fmt: skip
     return ProducerResult(name, 0 if failed == 0 else 1, summary)
 
 
@@ -48,7 +48,7 @@ def test_summary_has_every_section_and_totals() -> None:
     )  # fmt: skip
     lines = text.splitlines()
     total = next(line for line in lines if line.startswith("total"))
-    assert total.split() == ["total", "10,000", "9,990", "0", "10", "20.0", "500", "-"]
+    assert total.split() == ["total", "10,000", "9,990", "0", "10", "30", "20.0", "500", "-"]
     assert any(line.split() == ["raw-events", "9,990"] for line in lines)
     assert any(line.split() == ["collector-2", "3,330", "33.3%"] for line in lines)
     assert lines[-1].strip() == "NOT OK: 10 missing, 0 unexpected."
