@@ -1,0 +1,126 @@
+"""The documented shapes of requests and answers, for the OpenAPI document and its examples.
+
+Validation on the hot path is hand-written in `collector.envelope`; tests hold it to `Event`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, NotRequired
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, with_config
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
+
+
+@with_config(ConfigDict(extra="forbid", strict=True))
+class Event(TypedDict):
+    """One event as a client sends it; no other top-level fields are allowed."""
+
+    event_type: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    schema_version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    payload: dict[str, Any]
+    event_id: NotRequired[Annotated[str, StringConstraints(min_length=1, max_length=128)]]
+
+
+EVENT = TypeAdapter(Event)
+
+TAXI_EVENT: dict[str, Any] = {
+    "event_type": "YellowTaxiTripRecords",
+    "schema_version": "0-0-1",
+    "payload": {
+        "VendorID": 2,
+        "tpep_pickup_datetime": "2023-01-01T00:32:10",
+        "tpep_dropoff_datetime": "2023-01-01T00:40:36",
+        "passenger_count": 1.0,
+        "trip_distance": 0.97,
+        "RatecodeID": 1.0,
+        "store_and_fwd_flag": "N",
+        "PULocationID": 161,
+        "DOLocationID": 141,
+        "payment_type": 2,
+        "fare_amount": 9.3,
+        "extra": 1.0,
+        "mta_tax": 0.5,
+        "tip_amount": 0.0,
+        "tolls_amount": 0.0,
+        "improvement_surcharge": 1.0,
+        "total_amount": 14.3,
+        "congestion_surcharge": 2.5,
+        "airport_fee": None,
+    },
+    "event_id": "yellow_tripdata_2023-01.parquet:0",
+}
+
+GREEN_EVENT: dict[str, Any] = {
+    "event_type": "GreenTaxiTripRecords",
+    "schema_version": "0-0-1",
+    "payload": {
+        "VendorID": 2,
+        "lpep_pickup_datetime": "2023-01-01T00:26:10",
+        "trip_distance": 2.58,
+    },
+}
+
+
+class ErrorInfo(BaseModel):
+    """What went wrong: a stable code, a sentence, and the details."""
+
+    code: str = Field(examples=["invalid_event"])
+    message: str
+    details: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class AcceptedReply(BaseModel):
+    """202: Kafka acknowledged the envelope."""
+
+    status: Literal["accepted"] = "accepted"
+    root_id: str = Field(examples=["019a9f6e-8f3c-7d2a-9b1e-3f5c2a7d4e10"])
+
+
+class RejectedReply(BaseModel):
+    """400 or 422: not an event; the dead-letter record with this root_id is stored."""
+
+    status: Literal["rejected"] = "rejected"
+    root_id: str
+    error: ErrorInfo
+
+
+class ProblemReply(BaseModel):
+    """401, 413 (`rejected`: nothing stored) or 503 (`retry`: nothing claimed, send it again)."""
+
+    status: Literal["rejected", "retry"]
+    error: ErrorInfo
+
+
+class BatchItem(BaseModel):
+    """The outcome of one element of a batch, by its index."""
+
+    index: int
+    status: Literal["accepted", "rejected", "retry"]
+    root_id: str | None = None
+    error: ErrorInfo | None = None
+
+
+class BatchReply(BaseModel):
+    """202 when every element is settled, 503 when those marked `retry` must be sent again."""
+
+    status: Literal["settled", "retry"]
+    accepted: int
+    rejected: int
+    retry: int
+    results: list[BatchItem]
+
+
+class Identity(BaseModel):
+    """Which collector answered."""
+
+    service: str = "event-collector"
+    collector_id: str
+    version: str
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok", "ready", "not_ready"]
+    kafka: bool | None = None
+    draining: bool | None = None

@@ -1,0 +1,321 @@
+"""Where records go: a Sink protocol, the Kafka sink, and an in-memory sink for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, NamedTuple, Protocol
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from collector.logs import Throttle
+
+log = logging.getLogger("collector.sink")
+
+# Why a record was not acknowledged. All but TOO_LARGE are worth retrying.
+ACK_TIMEOUT = "ack_timeout"
+QUEUE_FULL = "queue_full"
+KAFKA_ERROR = "kafka_error"
+TOO_LARGE = "record_too_large"
+
+_TOO_LARGE_CODES = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
+
+
+class Record(NamedTuple):
+    """One Kafka record to publish."""
+
+    topic: str
+    value: bytes
+    key: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class Delivery:
+    """The outcome of one publish: per record, None once acknowledged, else a failure code."""
+
+    __slots__ = ("_pending", "_timer", "errors", "future", "started_s")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int, timeout_s: float) -> None:
+        self.errors: list[str | None] = [ACK_TIMEOUT] * count
+        self.future: asyncio.Future[list[str | None]] = loop.create_future()
+        self.started_s = time.perf_counter()
+        self._pending = count
+        self._timer = loop.call_later(timeout_s, self._expire)
+
+    def settle(self, index: int, error: str | None) -> None:
+        """Record one record's outcome; resolves the future when the last one is in."""
+        if self.future.done():
+            return  # late: the client was already told to retry
+        self.errors[index] = error
+        self._pending -= 1
+        if self._pending == 0:
+            self._timer.cancel()
+            self.future.set_result(self.errors)
+
+    def _expire(self) -> None:
+        if not self.future.done():
+            # A copy: records still pending stay ACK_TIMEOUT in what the caller sees.
+            self.future.set_result(list(self.errors))
+
+
+class Sink(Protocol):
+    """Publishes records and says, per record, whether the destination acknowledged it."""
+
+    async def start(self) -> None:
+        """Acquire resources; called once by the app's lifespan."""
+
+    def publish(self, records: Sequence[Record], timeout_s: float) -> Delivery:
+        """Hand records over; the delivery resolves on the last ack or after `timeout_s`."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether the destination is reachable now."""
+
+    def queue_depth(self) -> int:
+        """Records handed over but not yet acknowledged."""
+
+    async def close(self, timeout_s: float) -> int:
+        """Flush for up to `timeout_s`; the number of records left undelivered."""
+
+
+def producer_config(
+    bootstrap_servers: str,
+    ack_timeout_s: float,
+    max_body_bytes: int,
+    extra: dict[str, str | int | float | bool] | None = None,
+) -> dict[str, Any]:
+    """librdkafka settings for the collector; `extra` (TLS, SASL, tuning) wins."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        # Only a record on every in-sync replica is acknowledged, and retries never duplicate
+        # or reorder it: a 202 means the event is safe.
+        "acks": "all",
+        "enable.idempotence": True,
+        # 1 ms lets concurrent requests share a produce request without making a lone client
+        # wait much (5 ms cost a sequential client ~7 ms per request); under load, batches form
+        # anyway while earlier requests are in flight.
+        "linger.ms": 1,
+        # lz4: cheap on CPU, and taxi-like JSON shrinks about 3x on the wire and on disk.
+        "compression.type": "lz4",
+        # librdkafka gives up on a record about when the client is told to retry, so an outage
+        # does not leave a backlog that would arrive later as duplicates of the retries.
+        "message.timeout.ms": max(int(ack_timeout_s * 1000), 10),
+        # Bounded memory: past this the producer raises BufferError and the client gets 503.
+        "queue.buffering.max.messages": 200_000,
+        "queue.buffering.max.kbytes": 262_144,
+        # Room for the largest envelope or dead-letter record of a body under the limit (JSON
+        # escaping can grow control characters sixfold); the broker keeps its own limit.
+        "message.max.bytes": min(1_000_000_000, max(1_000_000, 6 * max_body_bytes + 65_536)),
+        "client.id": "event-collector",
+    }
+    config.update(extra or {})
+    return config
+
+
+class KafkaSink:
+    """A confluent-kafka Producer whose acknowledgements resolve asyncio futures."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        check_topics: Sequence[str],
+        readiness_interval_s: float = 2.0,
+    ) -> None:
+        self._config = {**config, "error_cb": self._on_error}
+        self._check_topics = tuple(check_topics)
+        self._readiness_interval_s = readiness_interval_s
+        self._producer: Producer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._acks: list[tuple[Delivery, int, str | None]] = []
+        self._stop_polling = threading.Event()
+        self._drain_deadline = 0.0
+        self._poller: threading.Thread | None = None
+        self._checker: asyncio.Task[None] | None = None
+        self._up = False
+        self._fatal = False
+        self._throttle = Throttle(interval_s=10.0)
+
+    async def start(self) -> None:
+        """Create the producer, start the poll thread and the reachability check."""
+        self._loop = asyncio.get_running_loop()
+        self._producer = Producer(self._config)
+        self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
+        self._poller.start()
+        self._checker = asyncio.create_task(self._check_forever())
+
+    @property
+    def ready(self) -> bool:
+        """Whether the last metadata check reached the broker and found the topics."""
+        return self._up and not self._fatal
+
+    def queue_depth(self) -> int:
+        """Records in librdkafka's queue, not yet acknowledged."""
+        return len(self._producer) if self._producer is not None else 0
+
+    def publish(self, records: Sequence[Record], timeout_s: float) -> Delivery:
+        """Produce every record; a full queue or a produce error settles the rest at once."""
+        assert self._loop is not None
+        assert self._producer is not None
+        delivery = Delivery(self._loop, len(records), timeout_s)
+        produce = self._producer.produce
+        on_delivery = self._on_delivery
+        for index, record in enumerate(records):
+            try:
+                produce(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=record.headers,  # type: ignore[arg-type]  # invariant list in the stub
+                    on_delivery=partial(on_delivery, delivery, index),
+                )
+            except BufferError:
+                for rest in range(index, len(records)):
+                    delivery.settle(rest, QUEUE_FULL)
+                break
+            except KafkaException as exc:
+                delivery.settle(index, self._failure(exc.args[0]))
+        return delivery
+
+    async def close(self, timeout_s: float) -> int:
+        """Stop the checks, let the poll thread flush until empty or the deadline, then stop."""
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+        if self._poller is None or self._producer is None:
+            return 0
+        self._drain_deadline = time.monotonic() + timeout_s
+        self._stop_polling.set()
+        await asyncio.to_thread(self._poller.join)
+        left = len(self._producer)
+        if left:
+            log.error("kafka flush incomplete", extra={"undelivered": left})
+        self._up = False
+        return left
+
+    def _on_delivery(
+        self, delivery: Delivery, index: int, err: KafkaError | None, _msg: Any
+    ) -> None:
+        # Runs in the poll thread, inside poll(): collect, hand over once per round.
+        self._acks.append((delivery, index, None if err is None else self._failure(err)))
+
+    def _poll(self) -> None:
+        # The only thread that serves librdkafka callbacks: delivery reports of one poll round
+        # reach the event loop in a single call_soon_threadsafe, not one wake-up per record.
+        assert self._producer is not None
+        assert self._loop is not None
+        poll = self._producer.poll
+        while True:
+            stopping = self._stop_polling.is_set()
+            if stopping and (len(self._producer) == 0 or time.monotonic() >= self._drain_deadline):
+                break
+            poll(0.05 if stopping else 0.1)
+            if self._acks:
+                acks, self._acks = self._acks, []
+                try:
+                    self._loop.call_soon_threadsafe(_settle_all, acks)
+                except RuntimeError:
+                    return  # the loop is closed: nobody is waiting any more
+
+    def _failure(self, err: KafkaError) -> str:
+        code = err.code()
+        if code in _TOO_LARGE_CODES:
+            return TOO_LARGE
+        if code == KafkaError._MSG_TIMED_OUT:
+            return ACK_TIMEOUT
+        if code == KafkaError._QUEUE_FULL:
+            return QUEUE_FULL
+        if self._throttle.allow("delivery:" + err.name()):
+            log.warning("kafka delivery failed", extra={"error": str(err)})
+        return KAFKA_ERROR
+
+    def _on_error(self, err: KafkaError) -> None:
+        # librdkafka retries on its own; these calls say how the cluster looks meanwhile.
+        if err.fatal():
+            self._fatal = True
+            log.error("kafka producer fatal error", extra={"error": str(err)})
+        elif err.code() == KafkaError._ALL_BROKERS_DOWN:
+            if self._up:
+                log.warning("kafka unreachable", extra={"error": str(err)})
+            self._up = False
+        elif self._throttle.allow("client:" + err.name()):
+            log.warning("kafka client error", extra={"error": str(err)})
+
+    async def _check_forever(self) -> None:
+        while True:
+            up = await asyncio.to_thread(self._check_once)
+            if up and not self._up:
+                log.info("kafka reachable")
+            elif self._up and not up:
+                log.warning("kafka unreachable")
+            self._up = up
+            await asyncio.sleep(self._readiness_interval_s)
+
+    def _check_once(self) -> bool:
+        assert self._producer is not None
+        timeout_s = max(1.0, self._readiness_interval_s)
+        try:
+            for topic in self._check_topics:
+                metadata = self._producer.list_topics(topic, timeout=timeout_s)
+                found = metadata.topics.get(topic)
+                if not metadata.brokers or found is None or found.error is not None:
+                    return False
+        except KafkaException:
+            return False
+        return True
+
+
+def _settle_all(acks: list[tuple[Delivery, int, str | None]]) -> None:
+    for delivery, index, error in acks:
+        delivery.settle(index, error)
+
+
+class MemorySink:
+    """Keeps acknowledged records in memory; `failure` or `hold` make it misbehave on purpose."""
+
+    def __init__(self, failure: str | None = None, hold: bool = False) -> None:
+        self.records: list[Record] = []
+        self.failure = failure
+        self.hold = hold
+        self.reachable = True
+        self.closed = False
+        self._held: list[Delivery] = []
+
+    async def start(self) -> None:
+        """Nothing to acquire."""
+
+    @property
+    def ready(self) -> bool:
+        """Whatever the test set in `reachable`."""
+        return self.reachable
+
+    def queue_depth(self) -> int:
+        """Deliveries being held back."""
+        return len(self._held)
+
+    def publish(self, records: Sequence[Record], timeout_s: float) -> Delivery:
+        """Acknowledge on the next loop turn, fail with `failure`, or never answer (`hold`)."""
+        loop = asyncio.get_running_loop()
+        delivery = Delivery(loop, len(records), timeout_s)
+        if self.hold:
+            self._held.append(delivery)
+            return delivery
+        for index, record in enumerate(records):
+            if self.failure is None:
+                self.records.append(record)
+            loop.call_soon(delivery.settle, index, self.failure)
+        return delivery
+
+    def on(self, topic: str) -> list[Record]:
+        """The acknowledged records of one topic, in order."""
+        return [record for record in self.records if record.topic == topic]
+
+    async def close(self, timeout_s: float) -> int:
+        """Mark closed; held deliveries count as undelivered."""
+        self.closed = True
+        return len(self._held)
