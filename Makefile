@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka-jars kafka-up kafka-down lint test demo demo-down bench images
+.PHONY: help venv kafka-jars kafka-up kafka-down lint test demo demo-down bench images k8s-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -50,3 +50,13 @@ demo: kafka-jars ## Kafka, collector replicas behind HAProxy, three producers, s
 
 demo-down: $(STAMP) ## stop the stack left running by make demo KEEP=1
 	@$(PY) -m devstack.demo down
+
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+images: ## build both images (needs a running Docker engine)
+	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine is available here (\`docker info\` failed), so no image was built. Start Docker (or run this where it runs) and try again." >&2; exit 1; }
+	docker build -f Dockerfile.collector -t event-collector/collector:$(IMAGE_TAG) .
+	docker build -f Dockerfile.producer -t event-collector/producer:$(IMAGE_TAG) .
+
+k8s-check: $(STAMP) ## render every overlay and check manifests and Dockerfiles offline
+	@$(PY) -m devstack.k8s_gate
