@@ -61,9 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     rc.add_argument("--event-type")
     rc.add_argument("--schema-version")
     rc.add_argument("--read-timeout-s", type=float)
+    rc.add_argument("--max-records", type=int, help="expect only the first N rows of each file")
 
     sp = sub.add_parser("sample", help="write small TLC-shaped yellow taxi files")
-    sp.add_argument("out_dir", type=Path)
+    sp.add_argument("out_dir", type=Path, nargs="?", metavar="OUTDIR")
+    sp.add_argument("--out-dir", dest="out_dir_flag", type=Path, help="same as OUTDIR")
     sp.add_argument("--rows", type=int, default=1000)
     sp.add_argument("--seed", type=int, default=2023)
     sp.add_argument("--months", nargs="+", default=list(sample.MONTHS))
@@ -131,6 +133,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
             event_type=settings.event_type,
             schema_version=settings.schema_version,
             timeout_s=settings.read_timeout_s,
+            max_rows=settings.max_records,
         )
     report = result.report()
     print(orjson.dumps(report).decode(), flush=True)
@@ -138,8 +141,11 @@ def run_reconcile(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
+    out_dir = args.out_dir_flag or args.out_dir
+    if out_dir is None:
+        return _error("give OUTDIR (or --out-dir)")
     paths = sample.write_samples(
-        args.out_dir,
+        out_dir,
         rows=args.rows,
         seed=args.seed,
         months=tuple(args.months),

@@ -236,10 +236,15 @@ def reconcile(
     event_type: str | None = None,
     schema_version: str | None = None,
     timeout_s: float = 120.0,
+    max_rows: int | None = None,
 ) -> Reconciler:
     """Read both topics to their ends and compare them with `files` (display name, local path)."""
+    counts = {name: source.row_count(path) for name, path in files}
+    if max_rows is not None:
+        # A replay with --max-records N sent the first N rows of each file it read.
+        counts = {name: min(n, max_rows) for name, n in counts.items()}
     reconciler = Reconciler(
-        {name: source.row_count(path) for name, path in files},
+        counts,
         check_payloads=check_payloads,
         event_type=event_type,
         schema_version=schema_version,
@@ -251,6 +256,9 @@ def reconcile(
     if check_payloads:
         for name, path in files:
             for part in source.iter_row_batches(path):
-                texts = rows.payloads(part.batch).to_pylist()
+                batch = part.batch.slice(0, max(0, counts[name] - part.first_row))
+                if not batch.num_rows:
+                    break
+                texts = rows.payloads(batch).to_pylist()
                 reconciler.expect_payloads(name, part.first_row, texts)
     return reconciler

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,8 +31,13 @@ import pyarrow.compute as pc
 _NULL = "null"
 # JSON needs these escaped inside strings; anything else (all of Unicode) goes as is.
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
-_PLAIN_NUMBER = r"^-?[0-9]+$"
 _DURATION_DIGITS = {"s": 0, "ms": 3, "us": 6, "ns": 9}
+
+
+@functools.lru_cache(maxsize=4)
+def _counting(n: int) -> pa.Array:
+    """0, 1, ... n-1 (batches mostly share one size, so this is built once)."""
+    return pa.array(range(n), pa.int64())
 
 
 class SchemaError(ValueError):
@@ -44,34 +50,51 @@ def json_string(text: str) -> str:
 
 
 def _join(*parts: pa.Array | str) -> pa.Array:
-    return pc.binary_join_element_wise(*parts, "")
+    """Concatenate row-wise; a null part is written as JSON null."""
+    return pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement=_NULL)
+
+
+def _wrap(open_: str, values: pa.Array, close: str) -> pa.Array:
+    """`open_ + value + close` per row; null stays null."""
+    return pc.binary_join_element_wise(open_, values, close, "")
+
+
+def _needs_escape(strings: pa.Array) -> bool:
+    return len(strings) > 0 and bool(
+        pc.any(pc.match_substring_regex(strings, _NEEDS_ESCAPE)).as_py()
+    )
 
 
 def _quoted(strings: pa.Array) -> pa.Array:
     """JSON string literals for a string array, escaping per value only where needed."""
-    if len(strings) and pc.any(pc.match_substring_regex(strings, _NEEDS_ESCAPE)).as_py():
+    if _needs_escape(strings):
         return pa.array(
             [None if s is None else json_string(s) for s in strings.to_pylist()], pa.string()
         )
-    return _join('"', strings, '"')
+    return _wrap('"', strings, '"')
 
 
-def _floats(array: pa.Array) -> pa.Array:
+def _float_parts(array: pa.Array) -> list[pa.Array]:
+    """Text and suffix per value: Arrow writes 3.0 as "3" and -0.0 as "-0", and the suffix ".0"
+    keeps them floats for readers with types (a separate join part, far cheaper than a regex)."""
     if pa.types.is_float16(array.type):
         array = array.cast(pa.float32())
-    finite = pc.if_else(pc.is_finite(array), array, pa.scalar(None, array.type))
-    text = finite.cast(pa.string())
-    # Arrow writes 3.0 as "3" and -0.0 as "-0"; keep them floats for readers with types.
-    return pc.if_else(pc.match_substring_regex(text, _PLAIN_NUMBER), _join(text, ".0"), text)
+    finite = pc.is_finite(array)
+    if not pc.all(finite).as_py():
+        array = pc.if_else(finite, array, pa.scalar(None, array.type))
+    text = array.cast(pa.string())
+    integral = pc.fill_null(pc.equal(pc.trunc(array), array), False)
+    if pc.any(integral).as_py():
+        integral = pc.and_kleene(integral, pc.invert(pc.match_substring(text, "e")))
+    return [text, pc.if_else(pc.fill_null(integral, False), ".0", "")]
 
 
-def _timestamps(array: pa.Array) -> pa.Array:
+def _timestamp_text(array: pa.Array) -> pa.Array:
     # A cast writes "2023-01-14 14:41:37.000000" (zoned: in UTC with "Z") ten times faster than
     # strftime; ISO 8601 then only needs the first space turned into "T".
     if array.type.tz is not None:
         array = array.cast(pa.timestamp(array.type.unit, tz="UTC"))
-    text = pc.replace_substring(array.cast(pa.string()), " ", "T", max_replacements=1)
-    return _join('"', text, '"')
+    return pc.replace_substring(array.cast(pa.string()), " ", "T", max_replacements=1)
 
 
 def iso_duration(value: int, unit: str) -> str:
@@ -123,7 +146,7 @@ def _list_of(fragments: pa.Array, offsets: pa.Array, array: pa.Array, open_: str
     """Join child fragments into one `[...]`/`{...}` per row; null parents become null."""
     close = "]" if open_ == "[" else "}"
     grouped = pa.ListArray.from_arrays(offsets, pc.fill_null(fragments, _NULL))
-    joined = _join(open_, pc.binary_join(grouped, ","), close)
+    joined = _wrap(open_, pc.binary_join(grouped, ","), close)
     return pc.if_else(pc.is_valid(array), joined, pa.scalar(None, pa.string()))
 
 
@@ -155,16 +178,51 @@ def _structs(array: pa.StructArray) -> pa.Array:
     return _object(names, array.flatten(), valid=pc.is_valid(array))
 
 
-def _object(names: Sequence[str], columns: Sequence[pa.Array], valid: Any = None) -> pa.Array:
+def _object_parts(names: Sequence[str], columns: Sequence[pa.Array]) -> list[pa.Array | str]:
+    """The pieces of one JSON object per row, for a single row-wise join."""
     if len(set(names)) != len(names):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         raise SchemaError(f"duplicate field names would overwrite each other: {duplicates}")
+    if not names:
+        return ["{}"]
     parts: list[pa.Array | str] = []
     for i, (name, column) in enumerate(zip(names, columns, strict=True)):
         parts.append(("{" if i == 0 else ",") + json_string(name) + ":")
-        parts.append(pc.fill_null(fragments(column), _NULL))
+        parts.extend(_value_parts(column))
     parts.append("}")
-    joined = _join(*parts)
+    return _merged(parts)
+
+
+def _value_parts(array: pa.Array) -> list[pa.Array | str]:
+    """A column's JSON as join parts, skipping whole passes where the data allows it.
+
+    Floats get their ".0" as a part of its own; a column without nulls gets its quotes from
+    the neighbouring constant parts instead of a copy of its own.
+    """
+    t = array.type
+    if pa.types.is_floating(t):
+        return list(_float_parts(array))
+    if array.null_count == 0:
+        if pa.types.is_timestamp(t):
+            return ['"', _timestamp_text(array), '"']
+        if (pa.types.is_string(t) or pa.types.is_large_string(t)) and not _needs_escape(array):
+            return ['"', array.cast(pa.string()), '"']
+    return [fragments(array)]
+
+
+def _merged(parts: list[pa.Array | str]) -> list[pa.Array | str]:
+    """Adjacent constant parts as one: fewer inputs for the row-wise join."""
+    out: list[pa.Array | str] = []
+    for part in parts:
+        if isinstance(part, str) and out and isinstance(out[-1], str):
+            out[-1] += part
+        else:
+            out.append(part)
+    return out
+
+
+def _object(names: Sequence[str], columns: Sequence[pa.Array], valid: Any = None) -> pa.Array:
+    joined = _join(*_object_parts(names, columns))
     if valid is None:
         return joined
     return pc.if_else(valid, joined, pa.scalar(None, pa.string()))
@@ -180,15 +238,15 @@ def fragments(array: pa.Array) -> pa.Array:
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         return array.cast(pa.string())
     if pa.types.is_floating(t):
-        return _floats(array)
+        return pc.binary_join_element_wise(*_float_parts(array), "")
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return _quoted(array.cast(pa.string()))
     if pa.types.is_string_view(t):
         return _quoted(array.cast(pa.large_string()).cast(pa.string()))
     if pa.types.is_timestamp(t):
-        return _timestamps(array)
+        return _wrap('"', _timestamp_text(array), '"')
     if pa.types.is_date(t) or pa.types.is_time(t) or pa.types.is_decimal(t):
-        return _join('"', array.cast(pa.string()), '"')
+        return _wrap('"', array.cast(pa.string()), '"')
     if pa.types.is_duration(t):
         return _durations(array)
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
@@ -206,9 +264,14 @@ def fragments(array: pa.Array) -> pa.Array:
 
 def payloads(batch: pa.RecordBatch) -> pa.Array:
     """Each row of `batch` as the text of one JSON object, in column order."""
+    parts = _payload_parts(batch)
     if batch.num_columns == 0:
         return pa.array(["{}"] * batch.num_rows, pa.string())
-    return _object(batch.schema.names, batch.columns)
+    return _join(*parts)
+
+
+def _payload_parts(batch: pa.RecordBatch) -> list[pa.Array | str]:
+    return _object_parts(batch.schema.names, batch.columns)
 
 
 def event_bodies(
@@ -225,6 +288,9 @@ def event_bodies(
         f'"schema_version":{json_string(schema_version)},"payload":'
     )
     id_prefix = f',"event_id":{json_string(file_name + ":")[:-1]}'
-    rows = pa.array(range(first_row, first_row + batch.num_rows), pa.int64()).cast(pa.string())
-    bodies = _join(head, payloads(batch), id_prefix, rows, '"}')
+    rows = pc.add(_counting(batch.num_rows), first_row).cast(pa.string())
+    if batch.num_rows == 0:
+        return []
+    # One join for the whole body: every byte of it is written once.
+    bodies = _join(*_merged([head, *_payload_parts(batch), id_prefix, rows, '"}']))
     return bodies.cast(pa.binary()).to_pylist()  # type: ignore[no-any-return]

@@ -81,6 +81,7 @@ class ReconcileSettings(BaseSettings):
     event_type: str = "YellowTaxiTripRecords"
     schema_version: str = "0-0-1"
     read_timeout_s: float = Field(120.0, gt=0, description="to reach the high watermarks")
+    max_records: int | None = Field(None, ge=0, description="only the first N rows of each file")
 
     @field_validator("data_urls", mode="before")
     @classmethod
