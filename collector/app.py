@@ -398,19 +398,22 @@ async def _via_framework(
     collector: Collector, request: Request, handler: Callable[[bytes], Awaitable[Reply]]
 ) -> Response:
     # The same behaviour as the ASGI fast path, for when FastAPI is mounted on its own.
-    reply = collector.gate(request.headers.raw)
-    if reply is None:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
+    try:
+        reply = collector.gate(request.headers.raw)
+        if reply is None:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > collector.max_body_bytes:
+                    break
+                chunks.append(chunk)
             if size > collector.max_body_bytes:
-                break
-            chunks.append(chunk)
-        if size > collector.max_body_bytes:
-            reply = collector.problem(BODY_TOO_LARGE)
-        else:
-            reply = await handler(b"".join(chunks))
+                reply = collector.problem(BODY_TOO_LARGE)
+            else:
+                reply = await handler(b"".join(chunks))
+    except Exception:  # noqa: BLE001 - the contract: any failure is a 503 to retry, never a 500
+        reply = collector.internal_error(request.url.path)
     headers = {name.decode(): value.decode() for name, value in reply.headers}
     return Response(reply.body, status_code=reply.status, headers=headers)
 
@@ -470,6 +473,15 @@ def build_api(settings: Settings, collector: Collector, lifespan: Any) -> FastAP
         openapi_url="/api/v1/openapi.json",
         lifespan=lifespan,
     )
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        reply = collector.internal_error(request.url.path)
+        headers = {name.decode(): value.decode() for name, value in reply.headers}
+        return Response(reply.body, status_code=reply.status, headers=headers)
+
+    # Starlette answers an unhandled exception with this instead of a 500 (then re-raises it for
+    # the server, which `CollectorApp` catches).
+    api.add_exception_handler(Exception, unexpected)
     event_schema = EVENT.json_schema()
     batch_schema = {
         "type": "array",

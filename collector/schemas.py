@@ -45,7 +45,7 @@ TAXI_EVENT: dict[str, Any] = {
         "improvement_surcharge": 1.0,
         "total_amount": 14.3,
         "congestion_surcharge": 2.5,
-        "airport_fee": None,
+        "airport_fee": 0.0,
     },
     "event_id": "yellow_tripdata_2023-01.parquet:0",
 }
