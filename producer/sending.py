@@ -120,6 +120,9 @@ def batch_outcomes(status: int, body: bytes, size: int) -> list[Outcome]:
         )
     if not isinstance(results, list) or len(results) != size:
         return [whole] * size
+    indexes = [item.get("index") if isinstance(item, dict) else None for item in results]
+    if sorted(i for i in indexes if isinstance(i, int)) == list(range(size)):
+        results = sorted(results, key=lambda item: item["index"])
     return [_item_outcome(item, whole) for item in results]
 
 

@@ -204,9 +204,8 @@ def test_odd_file_names_still_give_valid_json() -> None:
 def test_any_ints_floats_strings_round_trip(values: list[tuple[object, ...]]) -> None:
     names = ["i", "f", "s", "b"]
     types = [pa.int64(), pa.float64(), pa.string(), pa.bool_()]
-    table = pa.table(
-        {n: pa.array([v[k] for v in values], t) for k, (n, t) in enumerate(zip(names, types, strict=True))}
-    )
+    columns = zip(names, types, strict=True)
+    table = pa.table({n: pa.array([v[k] for v in values], t) for k, (n, t) in enumerate(columns)})
     expected = [
         {
             n: (None if isinstance(x, float) and not math.isfinite(x) else x)
