@@ -10,6 +10,7 @@ body ties up only HAProxy, never a collector, and is cut off after `request_time
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -54,6 +55,20 @@ def ensure_haproxy() -> str:
             "system's package manager, then run the command again."
         )
     return found
+
+
+_ERRORS = (
+    (503, "unavailable", "no collector replica is ready; retry later"),
+    (502, "bad_gateway", "the collector replica failed; retry later"),
+    (504, "gateway_timeout", "the collector replica did not answer in time; retry later"),
+    (408, "request_timeout", "the request was not received in time"),
+)
+
+
+def _error_page(status: int, code: str, message: str) -> str:
+    body = json.dumps({"error": {"code": code, "message": message}})
+    retry = " hdr Retry-After 1" if status != 408 else ""
+    return f"    http-error status {status} content-type application/json string '{body}'{retry}"
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,9 @@ def haproxy_config(
             "    retries 2",
             "    option redispatch 1",
             "    retry-on conn-failure empty-response 503",
+            # HAProxy's own errors speak the collector's language: JSON and, when retrying can
+            # help, Retry-After.
+            *(_error_page(status, code, message) for status, code, message in _ERRORS),
             "",
             "frontend collectors",
             f"    bind 127.0.0.1:{port}",

@@ -107,7 +107,7 @@ def test_round_robin_over_ready_replicas(tmp_path: Path, stand_ins: list[_Replic
 
 
 def test_unready_replica_gets_no_traffic(tmp_path: Path, stand_ins: list[_Replica]) -> None:
-    b = stand_ins[1]
+    a, b = stand_ins
     balancer = Balancer(tmp_path, [Backend(r.name, r.port) for r in stand_ins])
     balancer.start()
     try:
@@ -116,6 +116,15 @@ def test_unready_replica_gets_no_traffic(tmp_path: Path, stand_ins: list[_Replic
         balancer.wait_until({"b": "DOWN"}, timeout_s=5)
         served = Counter(_post(balancer.port)[1] for _ in range(10))
         assert served == {"a": 10}
+        a.ready_status = 503
+        balancer.wait_until({"a": "DOWN"}, timeout_s=5)
+        conn = http.client.HTTPConnection("127.0.0.1", balancer.port, timeout=10)
+        conn.request("POST", "/api/v1/collect", b"{}")
+        refused = conn.getresponse()
+        assert refused.status == 503
+        assert refused.getheader("Retry-After") == "1"
+        assert b'"code": "unavailable"' in refused.read()
+        conn.close()
         b.ready_status = 200
         balancer.wait_until({"b": "UP"}, timeout_s=5)
     finally:
@@ -171,6 +180,7 @@ def test_slow_body_is_cut_off_and_does_not_reach_replicas(
             answer = slow.recv(4096)
         waited_s = time.monotonic() - started
         assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+        assert b"request_timeout" in answer
         assert 1.0 <= waited_s < 5.0
         assert sum(r.posts for r in stand_ins) == 1  # only the fast client's request got through
     finally:

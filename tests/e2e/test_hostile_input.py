@@ -1,0 +1,216 @@
+"""Hostile input against a real collector on a real broker: never a 5xx, memory stays bounded,
+and every event the collector acknowledged is on the raw topic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import httpx
+import orjson
+import pytest
+
+from devstack.collector import CollectorProcess
+from devstack.demo import topic_count
+from devstack.kafka import Broker, read_topic
+from tests.conftest import Topics
+from tests.e2e.conftest import Replicas, rss_bytes
+
+MAX_BODY_BYTES = 1_048_576  # COLLECTOR_MAX_BODY_BYTES, the contract's default
+JSON = {"content-type": "application/json"}
+
+
+def event(payload: object = None, **fields: object) -> dict[str, object]:
+    return {"event_type": "Hostile", "schema_version": "1", "payload": payload or {}, **fields}
+
+
+def body_of_size(size: int) -> bytes:
+    """A valid event whose JSON body is exactly `size` bytes (a long string in its payload)."""
+    empty = orjson.dumps(event({"s": ""}))
+    return orjson.dumps(event({"s": "x" * (size - len(empty))}))
+
+
+def nested(depth: int, leaf: str = "1") -> bytes:
+    return b'{"event_type":"Hostile","schema_version":"1","payload":' + (
+        b'{"a":' * depth + leaf.encode() + b"}" * depth + b"}"
+    )
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    body: bytes
+    allowed: frozenset[int]
+    headers: dict[str, str]
+    path: str = "/api/v1/collect"
+
+
+def case(
+    name: str,
+    body: bytes,
+    *allowed: int,
+    headers: dict[str, str] | None = None,
+    batch: bool = False,
+) -> Case:
+    path = "/api/v1/collect/batch" if batch else "/api/v1/collect"
+    return Case(name, body, frozenset(allowed), JSON if headers is None else headers, path)
+
+
+def cases() -> list[Case]:
+    valid = orjson.dumps(event({"n": 1}))
+    # fmt: off
+    return [
+        case("nested 100,000 objects deep", nested(100_000), 400, 422),
+        case("nested 500,000 arrays deep", b"[" * 500_000 + b"]" * 500_000, 400, 422),
+        case("nested 200 deep (fine)", nested(200), 202),
+        case("float beyond double", nested(1, "1e400"), 202, 400, 422),
+        case("tiny float", nested(1, "1e-400"), 202, 400, 422),
+        case("integer of 4,000 digits", nested(1, "9" * 4000), 202, 400, 422),
+        case("negative 2**64", nested(1, str(-(2**64))), 202, 400, 422),
+        case("NaN", nested(1, "NaN"), 400),
+        case("Infinity", nested(1, "-Infinity"), 400),
+        case("body exactly at the limit", body_of_size(MAX_BODY_BYTES), 202, 413),
+        case("body one byte over the limit", body_of_size(MAX_BODY_BYTES + 1), 413),
+        case("body 10 MB over the limit", body_of_size(11 * MAX_BODY_BYTES), 413),
+        case("invalid UTF-8 in a string", valid.replace(b'"Hostile"', b'"Host\xffile"'), 400),
+        case("invalid UTF-8 alone", b"\xc3\x28\xa0\xa1\xe2\x28\xa1", 400),
+        case("lone surrogate escape", nested(1, '"\\ud800"'), 202, 400),
+        case("NUL byte", b"\x00", 400),
+        case("empty body", b"", 400),
+        case("JSON null", b"null", 422),
+        case("a bare string", b'"event"', 422),
+        case("extra top-level field", orjson.dumps(event(root_id="forged")), 422),
+        case("duplicate keys", b'{"event_type":"a","event_type":"b","schema_version":"1",'
+             b'"payload":{}}', 202, 400, 422),
+        case("event_type of 10,000 chars", orjson.dumps(
+            {"event_type": "t" * 10_000, "schema_version": "1", "payload": {}}), 422),
+        case("text/plain", valid, 202, 415, headers={"content-type": "text/plain"}),
+        case("no content type", valid, 202, 415, headers={}),
+        case("form encoded", b"event_type=a&payload=b", 400, 415, 422,
+             headers={"content-type": "application/x-www-form-urlencoded"}),
+        case("multipart junk", b"--x\r\nContent-Disposition: form-data\r\n\r\n1\r\n--x--", 400, 415,
+             422, headers={"content-type": "multipart/form-data; boundary=x"}),
+        case("batch: empty array", b"[]", 202, 400, 422, batch=True),
+        case("batch: not an array", valid, 400, 422, batch=True),
+        case("batch: 1,001 events", orjson.dumps([event()] * 1001), 413, 422, batch=True),
+        case("batch: mixed good and bad", orjson.dumps([event(), {"x": 1}, event()]), 202,
+             batch=True),
+        case("batch: nested deep", b"[" + nested(100_000) + b"]", 400, 422, batch=True),
+    ]
+    # fmt: on
+
+
+@pytest.fixture
+def replica(replicas: Replicas) -> CollectorProcess:
+    return replicas.start(1)[0]
+
+
+def accepted_root_ids(answer: httpx.Response) -> list[str]:
+    if answer.status_code != 202:
+        return []
+    reply = answer.json()
+    if "results" in reply:
+        return [r["root_id"] for r in reply["results"] if r["status"] == "accepted"]
+    return [reply["root_id"]]
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_hostile_bodies_never_5xx_and_every_acknowledged_event_is_on_kafka(
+    kafka: Broker, topics: Topics, replica: CollectorProcess
+) -> None:
+    pid = replica.pid
+    assert pid is not None
+    rss_before = rss_bytes(pid)
+    accepted: list[str] = []
+    wrong = []
+    with httpx.Client(base_url=replica.url, timeout=30) as client:
+        for item in cases():
+            answer = client.post(item.path, content=item.body, headers=item.headers)
+            if answer.status_code not in item.allowed:
+                wrong.append((item.name, answer.status_code, answer.text[:200]))
+            accepted += accepted_root_ids(answer)
+        # Chunked, with no Content-Length: the limit still holds while reading.
+        chunks = iter([body_of_size(2 * MAX_BODY_BYTES)[i : i + 65536]
+                       for i in range(0, 2 * MAX_BODY_BYTES, 65536)])  # fmt: skip
+        answer = client.post("/api/v1/collect", content=chunks, headers=JSON)
+        if answer.status_code != 413:
+            wrong.append(("chunked, over the limit", answer.status_code, answer.text[:200]))
+        assert client.get("/healthz").status_code == 200
+    assert wrong == []
+    on_kafka = {orjson.loads(m.value() or b"")["root_id"] for m in read_topic(
+        kafka.bootstrap_servers, topics.raw)}  # fmt: skip
+    assert set(accepted) <= on_kafka
+    assert len(on_kafka) == len(accepted)
+    assert rss_bytes(pid) - rss_before < 150 * 2**20
+
+
+async def _send_batches(url: str, batches: int, size: int, concurrency: int) -> tuple[int, int]:
+    """Post `batches` batches of `size` minimal events; resend what the collector says to retry.
+
+    Returns (events accepted, 5xx answers other than 503).
+    """
+    tiny = {"event_type": "t", "schema_version": "1", "payload": {}}
+    body = orjson.dumps([tiny] * size)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(batches):
+        queue.put_nowait(index)
+    accepted = server_errors = 0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal accepted, server_errors
+        while not queue.empty():
+            queue.get_nowait()
+            todo = body
+            while todo:
+                answer = await client.post("/api/v1/collect/batch", content=todo, headers=JSON)
+                if answer.status_code >= 500 and answer.status_code != 503:
+                    server_errors += 1
+                reply = answer.json()
+                accepted += int(reply.get("accepted", 0))
+                retry = [r for r in reply.get("results", []) if r["status"] == "retry"]
+                todo = orjson.dumps([tiny] * len(retry)) if retry else b""
+                if retry:
+                    await asyncio.sleep(0.2)
+
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return accepted, server_errors
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_million_tiny_events_keep_memory_bounded(
+    kafka: Broker, topics: Topics, replica: CollectorProcess
+) -> None:
+    pid = replica.pid
+    assert pid is not None
+    rss_before = rss_bytes(pid)
+    peak = rss_before
+    done = False
+
+    async def watch_memory() -> None:
+        nonlocal peak
+        while not done:
+            peak = max(peak, rss_bytes(pid))
+            await asyncio.sleep(0.25)
+
+    async def run() -> tuple[int, int]:
+        nonlocal done
+        watcher = asyncio.create_task(watch_memory())
+        try:
+            return await _send_batches(replica.url, batches=1000, size=1000, concurrency=4)
+        finally:
+            done = True
+            await watcher
+
+    started = time.monotonic()
+    accepted, server_errors = asyncio.run(run())
+    seconds = time.monotonic() - started
+    print(f"1,000,000 events in {seconds:.1f}s; collector RSS {rss_before / 2**20:.0f} MiB "
+          f"before, {peak / 2**20:.0f} MiB peak")  # fmt: skip
+    assert server_errors == 0
+    assert accepted == 1_000_000
+    assert topic_count(kafka.bootstrap_servers, topics.raw) == accepted
+    assert peak - rss_before < 200 * 2**20
