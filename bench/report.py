@@ -1,0 +1,446 @@
+"""bench/results.md, bench/results.json and bench/results.png from one run's figures."""
+# ruff: noqa: RUF001  (the multiplication sign and the en dash are meant: prose for people)
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench import events
+from bench.procs import LOAD_CPUS, ROOT, SERVER_CPUS, cpu_list
+
+if TYPE_CHECKING:
+    from bench.run import Results
+
+OUT_DIR = ROOT / "bench"
+MD = OUT_DIR / "results.md"
+PNG = OUT_DIR / "results.png"
+JSON = OUT_DIR / "results.json"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: str
+    figure: str
+    met: bool | None  # None: not measured
+
+
+def _events(results: Results, key: str) -> float | None:
+    row = results.closed.get(key)
+    return float(row["events_per_s"]) if row else None
+
+
+def _open(results: Results, key: str, rate: float) -> dict[str, Any] | None:
+    return next((r for r in results.open_loop if r["key"] == key and r["rate_per_s"] == rate), None)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def verdicts(results: Results) -> list[Verdict]:
+    """Each target of the benchmark issue, met or not, with the figure that decides it."""
+    out = []
+    ours = _events(results, "ours_single")
+    for base, key, need in (("the tutorial collector", "tutorial", 2.0),
+                            ("the FastAPI-hello ceiling", "hello", 1.0)):  # fmt: skip
+        ratio = _ratio(ours, _events(results, key))
+        out.append(
+            Verdict(
+                f"single events ≥ {need:g}× {base}",
+                "not measured"
+                if ratio is None
+                else f"{ratio:.2f}× ({ours:,.0f} vs {_events(results, key):,.0f} events/s)",
+                None if ratio is None else ratio >= need,
+            )
+        )
+    batch = _events(results, "ours_batch")
+    out.append(
+        Verdict(
+            "batches of 100 ≥ 50,000 events/s from one worker",
+            "not measured" if batch is None else f"{batch:,.0f} events/s",
+            None if batch is None else batch >= 50_000,
+        )
+    )
+    steady = _open(results, "ours_single", 1000)
+    if steady is None:
+        out.append(Verdict("p99 at a steady 1,000 req/s < 20 ms", "not measured", None))
+    else:
+        all_ok = steady["ok"] == steady["scheduled"]
+        out.append(
+            Verdict(
+                "p99 at a steady 1,000 req/s < 20 ms",
+                f"p99 {steady['p99_ms']:.1f} ms ({steady['ok']:,}/{steady['scheduled']:,} 202)",
+                steady["p99_ms"] < 20 and all_ok,
+            )
+        )
+    for kind, noun in (("single", "single events"), ("batch", "batches of 100")):
+        ratio = _ratio(_events(results, f"w2_{kind}"), _events(results, f"w1_{kind}"))
+        out.append(
+            Verdict(
+                f"two workers ≥ 1.6× one worker ({noun})",
+                "not measured" if ratio is None else f"{ratio:.2f}×",
+                None if ratio is None else ratio >= 1.6,
+            )
+        )
+    conversion = results.producer.get("conversion")
+    out.append(
+        Verdict(
+            "producer conversion ≥ 30× pandas iterrows",
+            "not measured"
+            if not conversion
+            else f"{conversion['ratio']:.1f}× ({conversion['ours_rows_per_s']:,.0f} vs "
+            f"{conversion['pandas_rows_per_s']:,.0f} rows/s)",
+            None if not conversion else conversion["ratio"] >= 30,
+        )
+    )
+    pacing = results.producer.get("pacing") or []
+    for size, noun in ((1, "single events"), (events.BATCH_SIZE, "batches of 100")):
+        rows = [r for r in pacing if r["batch_size"] == size]
+        worst = max(rows, key=lambda r: abs(r["error"])) if rows else None
+        out.append(
+            Verdict(
+                f"pacing within 1% ({noun})",
+                "not measured"
+                if worst is None
+                else f"worst {worst['error']:+.2%} at {worst['rate_per_s']:,} events/s",
+                None if worst is None else abs(worst["error"]) <= 0.01,
+            )
+        )
+    memory = results.producer.get("memory")
+    if memory and len(memory) == 2:
+        growth = memory[1]["max_rss_mib"] / memory[0]["max_rss_mib"] - 1
+        out.append(
+            Verdict(
+                "peak memory within 20% for a 10× file",
+                f"{growth:+.1%} ({memory[0]['max_rss_mib']:.0f} → "
+                f"{memory[1]['max_rss_mib']:.0f} MiB)",
+                growth <= 0.20,
+            )
+        )
+    else:
+        out.append(Verdict("peak memory within 20% for a 10× file", "not measured", None))
+    return out
+
+
+def _mark(met: bool | None) -> str:
+    return {True: "**met**", False: "**not met**", None: "not measured"}[met]
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def markdown(results: Results) -> str:
+    plan = results.plan
+    mode = "QUICK mode: fewer, shorter runs, for development only" if plan.quick else "full run"
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `make bench` on {results.facts['date']}"
+        f" ({mode},"
+        f" {results.seconds / 60:.1f} minutes); every run replaces this file, "
+        "[results.json](results.json) and the plot below.",
+        "",
+        "![throughput and latency](results.png)",
+        "",
+        "## Targets",
+        "",
+        "| target | measured (same run, medians) | |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {v.target} | {v.figure} | {_mark(v.met)} |" for v in verdicts(results)]
+    not_met = [v for v in verdicts(results) if v.met is False]
+    if not_met:
+        lines += [
+            "",
+            "What limits the targets not met is in [Where the time goes](#where-the-time-goes).",
+        ]
+
+    tutorial, hello = _events(results, "tutorial"), _events(results, "hello")
+    lines += [
+        "",
+        f"## Throughput: closed loop (wrk -t1 -c32, median of {plan.runs} runs "
+        f"of {plan.run_s:g} s)",
+        "",
+        f"Each server alone on CPU {cpu_list(SERVER_CPUS)}; wrk, the broker and this harness on "
+        f"CPU {cpu_list(LOAD_CPUS)}. One uvicorn worker with uvloop and httptools everywhere.",
+        "",
+        "| app | req/s | events/s | events/s min–max | × tutorial | × FastAPI hello | "
+        "wrk p50 / p99 ms | server CPU µs/event | non-2xx |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in ("bare", "hello", "tutorial", "ours_single", "ours_batch"):
+        row = results.closed.get(key)
+        if not row:
+            continue
+        low, high = row["events_per_s_min_max"]
+        lines.append(
+            f"| {results.labels[key]} | {row['requests_per_s']:,.0f} | {row['events_per_s']:,.0f} "
+            f"| {low:,.0f}–{high:,.0f} | {_fmt(_ratio(row['events_per_s'], tutorial), '.2f')} "
+            f"| {_fmt(_ratio(row['events_per_s'], hello), '.2f')} "
+            f"| {row['p50_ms']:.1f} / {row['p99_ms']:.1f} | {row['cpu_us_per_event']:.0f} "
+            f"| {row['non_2xx']} |"
+        )
+    if results.raw_kafka:
+        raw = results.raw_kafka
+        lines.append(
+            f"| raw confluent-kafka produce, one Python process ({raw['message_bytes']}-byte "
+            f"messages, acks=all, lz4; the physical limit) | | {raw['messages_per_s']:,.0f} | | "
+            f"{_fmt(_ratio(raw['messages_per_s'], tutorial), '.1f')} | | | | "
+            f"{raw['failed']} failed |"
+        )
+    lines += [
+        "",
+        "### One worker against two (COLLECTOR_WORKERS=2)",
+        "",
+        "Nothing pinned here: two workers cannot each have a core of their own on a 2-core "
+        "machine, so both configurations share both cores with wrk and the broker.",
+        "",
+        "| what | 1 worker events/s | 2 workers events/s | ratio | server CPU µs/event (1 / 2) |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, noun in (("single", "single events"), ("batch", "batches of 100")):
+        one, two = results.closed.get(f"w1_{kind}"), results.closed.get(f"w2_{kind}")
+        if one and two:
+            lines.append(
+                f"| {noun} | {one['events_per_s']:,.0f} | {two['events_per_s']:,.0f} | "
+                f"{two['events_per_s'] / one['events_per_s']:.2f}× | "
+                f"{one['cpu_us_per_event']:.0f} / {two['cpu_us_per_event']:.0f} |"
+            )
+    lines += [
+        "",
+        f"## Latency: open loop at fixed rates ({plan.open_loop_s:g} s each)",
+        "",
+        "Requests leave on a fixed schedule whether or not earlier ones were answered, and each "
+        "latency counts from the scheduled send time, so a stall shows in full (no coordinated "
+        "omission). Up to 64 connections.",
+        "",
+        "| app | req/s | events/s | 2xx / sent | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in results.open_loop:
+        lines.append(
+            f"| {row['label']} | {row['rate_per_s']:,.0f} | "
+            f"{row['rate_per_s'] * row['events_per_request']:,.0f} | "
+            f"{row['ok']:,} / {row['scheduled']:,} | {row['p50_ms']:.1f} | {row['p90_ms']:.1f} | "
+            f"{row['p99_ms']:.1f} | {row['p999_ms']:.1f} | {row['max_ms']:.1f} |"
+        )
+    lines += _producer_section(results)
+    lines += _profile_section(results)
+    if results.kafka_check:
+        check = results.kafka_check
+        verdict = (
+            "at least as many: ok"
+            if check["on_raw_topic"] >= check["acknowledged_at_least"]
+            else "FEWER: events were lost"
+        )
+        lines += [
+            "",
+            "## Nothing acknowledged was lost",
+            "",
+            f"The load generators counted {check['acknowledged_at_least']:,} events answered 202 "
+            f"by the one-worker collector; its raw topic holds {check['on_raw_topic']:,} records "
+            f"({verdict}; the warm-ups, the profiling runs and requests still in flight when wrk "
+            "stopped add the rest).",
+        ]
+    lines += _method_section(results)
+    lines += ["", "## Machine", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in results.facts.items()]
+    lines.append(f"| load average at end | {results.load_after} |")
+    if results.errors:
+        lines += ["", "## Not measured in this run", ""]
+        lines += [f"- {e}" for e in results.errors]
+    return "\n".join(lines) + "\n"
+
+
+def _producer_section(results: Results) -> list[str]:
+    producer = results.producer
+    if not producer:
+        return []
+    lines = ["", "## Producer"]
+    conversion = producer.get("conversion")
+    if conversion:
+        lines += [
+            "",
+            "Rows turned into event bodies, from the same sample file "
+            f"({conversion['file_rows']:,} rows, written by the producer's sample generator); "
+            f"pandas on its first {conversion['pandas_rows']:,} rows, as it is slow.",
+            "",
+            "| how | rows/s | ratio | invalid JSON bodies | a pickup time as written |",
+            "|---|---|---|---|---|",
+            f"| producer/rows.py (Arrow, column by column) | {conversion['ours_rows_per_s']:,.0f} "
+            f"| {conversion['ratio']:.1f}× | {conversion['ours_invalid_json_share']:.1%} "
+            f"| `{conversion['ours_timestamp_sample']}` |",
+            f"| pandas iterrows + json.dumps(default=str) (the tutorial) "
+            f"| {conversion['pandas_rows_per_s']:,.0f} | 1× | "
+            f"{conversion['pandas_invalid_json_share']:.1%} (bare NaN) "
+            f"| `{conversion['pandas_timestamp_sample']}` |",
+        ]
+    pacing = producer.get("pacing")
+    if pacing:
+        lines += [
+            "",
+            "Pacing: `python -m producer replay --rate R` against a fast local sink (a bare ASGI "
+            "app on its own core answering 202); the rate is what the sink saw from first to "
+            "last arrival.",
+            "",
+            "| target events/s | events per request | events | achieved events/s | error |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['rate_per_s']:,} | {r['batch_size']} | {r['events']:,} "
+            f"| {r['achieved_per_s']:,.1f} | {r['error']:+.2%} |"
+            for r in pacing
+        ]
+    memory = producer.get("memory")
+    if memory:
+        base = memory[0]["max_rss_mib"]
+        lines += [
+            "",
+            "Peak memory (ru_maxrss of the producer process) for a full replay at `--rate 0` in "
+            f"batches of {events.BATCH_SIZE}; the larger file is the smaller one ten times over:",
+            "",
+            "| file | rows | file MiB | peak RSS MiB | vs 1× | events/s |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['file']} | {r['rows']:,} | {r['file_mib']:.1f} | {r['max_rss_mib']:.0f} "
+            f"| {r['max_rss_mib'] / base - 1:+.1%} | {r['events_per_s']:,.0f} |"
+            for r in memory
+        ]
+    return lines
+
+
+def _profile_section(results: Results) -> list[str]:
+    if not results.profiles:
+        return []
+    names = {
+        "ours_single": "our collector, single events (1 worker, under wrk)",
+        "ours_batch": "our collector, batches of 100 (1 worker, under wrk)",
+        "conversion": "producer/rows.py converting the sample file",
+        "replay": "the producer replaying single events as fast as it can to the sink",
+    }
+    lines = [
+        "",
+        "## Where the time goes",
+        "",
+        "py-spy samples of the Python threads (native librdkafka threads are not sampled); "
+        "self = the function itself, total = with what it calls. Raw stacks in bench/.work/.",
+    ]
+    for key, rows in results.profiles.items():
+        lines += [
+            "",
+            f"**{names.get(key, key)}**",
+            "",
+            "| function | self | total |",
+            "|---|---|---|",
+        ]
+        lines += [f"| `{r.name}` | {r.self_share:.1%} | {r.total_share:.1%} |" for r in rows[:10]]
+    return lines
+
+
+def _method_section(results: Results) -> list[str]:
+    single, batch = events.single_body(), events.batch_body()
+    return [
+        "",
+        "## How it was measured",
+        "",
+        f"- One real Apache Kafka broker (single KRaft node on free ports in a temp dir) for the "
+        f"whole run. Bodies: one TLC yellow-taxi event of {len(single)} bytes; a batch of "
+        f"{events.BATCH_SIZE} of them, {len(batch):,} bytes. wrk repeats one body, so single "
+        "events carry one `event_id` (one Kafka key, one partition); batch elements have "
+        f"{events.BATCH_SIZE} distinct ones.",
+        f"- The machine has {os.cpu_count()} cores, and the server and the load generator compete "
+        "for them. To be fair, each single-worker server runs alone on CPU "
+        f"{cpu_list(SERVER_CPUS)} while wrk (or the open-loop generator), the Kafka broker and "
+        f"this harness share CPU {cpu_list(LOAD_CPUS)}; the two-worker comparison is unpinned. "
+        "Server CPU per event is user+system time of the server's processes during the timed runs.",
+        "- Runs are round-robin across the apps (run 1 of each, then run 2 of each, ...), so a "
+        "noisy moment on the shared machine falls on all of them alike; ratios are of medians "
+        "from the same run.",
+        "- wrk's own latency figures are closed-loop (a slow answer delays the next request), "
+        "so they are reported only beside the throughput; the latency targets use bench/openloop, "
+        "hand-written in Go with the standard library because wrk2 is not packaged for Debian.",
+        "- The tutorial collector (bench/baseline/) is the baseline only: a pydantic model "
+        "parameter, a new uuid4 and timestamp, an INFO log line per event, and no Kafka.",
+    ]
+
+
+def plot(results: Results, path: Path) -> None:
+    """Throughput (events/s, log scale) and open-loop latency percentiles side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
+    labels, values, colours = [], [], []
+    order = ["bare", "hello", "tutorial", "ours_single", "ours_batch",
+             "w1_single", "w2_single", "w1_batch", "w2_batch"]  # fmt: skip
+    for key in order:
+        if key in results.closed:
+            labels.append(results.labels[key].replace(" (", "\n(").replace(", ", "\n", 1))
+            values.append(results.closed[key]["events_per_s"])
+            colour = "tab:blue" if key in ("bare", "hello") else "tab:green"
+            colours.append("tab:grey" if key == "tutorial" else colour)
+    if results.raw_kafka:
+        labels.append("raw confluent-kafka\nproduce (limit)")
+        values.append(results.raw_kafka["messages_per_s"])
+        colours.append("tab:orange")
+    bars = left.barh(labels[::-1], values[::-1], color=colours[::-1])
+    left.bar_label(bars, labels=[f"{v:,.0f}" for v in values[::-1]], padding=3, fontsize=8)
+    left.set_xscale("log")
+    left.set_xlabel("events/s (median, log scale)")
+    left.set_title("Closed-loop throughput (wrk -t1 -c32)")
+    left.tick_params(axis="y", labelsize=7)
+    left.axvline(50_000, color="tab:red", linestyle=":", linewidth=1)
+
+    rows = results.open_loop
+    if rows:
+        import numpy as np
+
+        names = [
+            f"{r['label'].split(' (')[0].split(',')[0]}\n{r['rate_per_s']:,.0f} req/s"
+            + ("\n(batches)" if r["events_per_request"] > 1 else "")
+            for r in rows
+        ]
+        x = np.arange(len(rows))
+        width = 0.27
+        for i, (key, name) in enumerate((("p50_ms", "p50"), ("p99_ms", "p99"),
+                                         ("p999_ms", "p99.9"))):  # fmt: skip
+            right.bar(x + (i - 1) * width, [r[key] for r in rows], width, label=name)
+        right.axhline(20, color="tab:red", linestyle=":", linewidth=1, label="20 ms (p99 target)")
+        right.set_xticks(x, names, fontsize=7, rotation=30, ha="right")
+        right.set_yscale("log")
+        right.set_ylabel("latency from scheduled send, ms (log scale)")
+        right.set_title("Open-loop latency at fixed rates")
+        right.legend(fontsize=8)
+    mode = "QUICK mode" if results.plan.quick else "full run"
+    fig.suptitle(f"make bench, {results.facts['date']} ({mode}; {results.facts['cpu']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(results: Results) -> list[Path]:
+    MD.write_text(markdown(results))
+    plot(results, PNG)
+    payload = {
+        "facts": results.facts,
+        "plan": results.plan.__dict__,
+        "targets": [v.__dict__ for v in verdicts(results)],
+        "closed_loop": results.closed,
+        "open_loop": results.open_loop,
+        "raw_kafka": results.raw_kafka,
+        "kafka_check": results.kafka_check,
+        "producer": results.producer,
+        "profiles": {k: [r.__dict__ for r in v] for k, v in results.profiles.items()},
+        "errors": results.errors,
+        "seconds": results.seconds,
+    }
+    JSON.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    return [MD, PNG, JSON]

@@ -1,0 +1,417 @@
+"""`make bench`: every measurement in one run, against one real broker, then bench/results.md."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from bench import events, load, machine, procs, producer_bench, report
+from bench.procs import ALL_CPUS, LOAD_CPUS, ROOT, SERVER_CPUS, WORK, Server
+from devstack.kafka import Broker, free_port
+
+_T0 = time.monotonic()
+
+
+def progress(message: str) -> None:
+    print(f"[{time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how often; BENCH_QUICK=1 gives a short run for development."""
+
+    quick: bool
+    runs: int
+    run_s: float
+    warmup_s: float
+    open_loop_s: float
+    single_rates_per_s: tuple[int, ...]
+    raw_kafka_s: float
+    sample_rows: int
+    pandas_rows: int
+    conversion_repeats: int
+    pacing_rates_per_s: tuple[int, ...]
+    pacing_s: float
+    memory_rows: int
+    profile_s: float
+
+    @classmethod
+    def from_env(cls) -> Plan:
+        if os.environ.get("BENCH_QUICK", "") not in ("", "0"):
+            return cls(True, 2, 2, 1, 3, (500, 1000), 2, 20_000, 2_000, 1, (100, 500, 2000), 2,
+                       5_000, 2)  # fmt: skip
+        return cls(False, 5, 5, 2, 10, (500, 1000), 5, 100_000, 10_000, 3, (100, 500, 2000), 5,
+                   20_000, 5)  # fmt: skip
+
+
+@dataclass
+class Target:
+    """One app and endpoint under load."""
+
+    key: str
+    label: str
+    server: Server
+    path: str
+    body: Path
+    events_per_request: int
+    expect_status: int
+    runs: list[load.WrkRun] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.server.url + self.path
+
+
+@dataclass
+class Results:
+    plan: Plan
+    facts: dict[str, str]
+    closed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    open_loop: list[dict[str, Any]] = field(default_factory=list)
+    raw_kafka: dict[str, Any] = field(default_factory=dict)
+    kafka_check: dict[str, Any] = field(default_factory=dict)
+    producer: dict[str, Any] = field(default_factory=dict)
+    profiles: dict[str, list[procs.FunctionTime]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    load_after: str = ""
+
+
+def attempt(results: Results, what: str, step: Callable[[], None]) -> None:
+    """Run one part; a part that fails is reported in the results, and the others still run."""
+    try:
+        step()
+    except Exception as exc:
+        progress(f"{what} FAILED: {exc}")
+        traceback.print_exc(file=sys.stderr)
+        results.errors.append(f"{what}: {type(exc).__name__}: {str(exc).strip()[:400]}")
+
+
+def collector(name: str, bootstrap: str, raw: str, dlq: str, workers: int) -> Server:
+    """Our collector as the image runs it: `python -m collector`, configured by COLLECTOR_*."""
+    server = Server(name, [sys.executable, "-m", "collector"], ready_path="/readyz")
+    server.env = {
+        "COLLECTOR_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "COLLECTOR_RAW_TOPIC": raw,
+        "COLLECTOR_DEAD_LETTER_TOPIC": dlq,
+        "COLLECTOR_ID": name,
+        "COLLECTOR_HOST": "127.0.0.1",
+        "COLLECTOR_PORT": str(server.port),
+        "COLLECTOR_WORKERS": str(workers),
+    }
+    return server
+
+
+def check_answers(target: Target) -> None:
+    """One request first: the app must answer as expected before it is timed."""
+    status, answer = procs.post(target.url, target.body.read_bytes())
+    if status != target.expect_status:
+        raise RuntimeError(
+            f"{target.label}: expected {target.expect_status}, got {status}: {answer[:300]!r}"
+        )
+
+
+def closed_loop(
+    plan: Plan, targets: list[Target], results: Results, cpus: frozenset[int], phase: str
+) -> None:
+    """wrk on every target, round-robin so that a noisy moment hits each of them alike."""
+    for target in targets:
+        check_answers(target)
+        load.wrk(target.url, target.body, plan.warmup_s, target.server.pid, cpus)
+    for run in range(plan.runs):
+        for target in targets:
+            result = load.wrk(target.url, target.body, plan.run_s, target.server.pid, cpus)
+            target.runs.append(result)
+            progress(
+                f"{phase} run {run + 1}/{plan.runs} {target.label}: "
+                f"{result.requests_per_s * target.events_per_request:,.0f} events/s"
+                + (f" ({result.non_2xx} non-2xx)" if result.non_2xx else "")
+            )
+    for target in targets:
+        summary = load.ClosedLoop(target.runs, target.events_per_request)
+        results.closed[target.key] = summary.as_dict()
+        results.labels[target.key] = target.label
+
+
+def open_loop(plan: Plan, target: Target, rate_per_s: float, results: Results) -> None:
+    result = load.open_loop(target.url, target.body, rate_per_s, plan.open_loop_s)
+    result.update(key=target.key, label=target.label, events_per_request=target.events_per_request)
+    results.open_loop.append(result)
+    progress(
+        f"open loop {target.label} at {rate_per_s:,.0f} req/s: p50 {result['p50_ms']:.1f} ms, "
+        f"p99 {result['p99_ms']:.1f} ms, p99.9 {result['p999_ms']:.1f} ms, "
+        f"{result['ok']}/{result['scheduled']} 2xx"
+    )
+
+
+def profile(plan: Plan, target: Target, results: Results) -> None:
+    """py-spy on the server while wrk keeps it busy: where its CPU goes."""
+    out = WORK / f"profile-{target.key}.txt"
+    wrk = subprocess.Popen(
+        ["taskset", "-c", procs.cpu_list(LOAD_CPUS), load.ensure_wrk(), "-t1", "-c32",
+         f"-d{plan.profile_s + 2:g}s", "-s", str(load.LUA), target.url],
+        env={**os.environ, "BENCH_BODY": str(target.body)},
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        results.profiles[target.key] = procs.py_spy(target.server.pid, plan.profile_s, out)
+    finally:
+        wrk.wait(timeout=plan.profile_s + 60)
+    progress(f"profiled {target.label} ({out.relative_to(ROOT)})")
+
+
+@contextlib.contextmanager
+def running(servers: list[Server], cpus: frozenset[int]) -> Iterator[list[Server]]:
+    started: list[Server] = []
+    try:
+        for server in servers:
+            server.start(cpus)
+            started.append(server)
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+def raw_topic_records(bootstrap: str, topics: list[str]) -> int:
+    """How many records the broker holds on `topics` (sum of high watermarks)."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count"})
+    try:
+        total = 0
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+            for partition in metadata.partitions:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )
+                total += high
+        return total
+    finally:
+        consumer.close()
+
+
+def accepted_events(results: Results, keys: list[str]) -> int:
+    """Acknowledged (2xx) events the load generators counted for `keys`."""
+    total = 0
+    for key in keys:
+        closed = results.closed.get(key)
+        if closed:
+            per = (
+                closed["events_per_s"] / closed["requests_per_s"] if closed["requests_per_s"] else 0
+            )
+            total += round(sum(r["requests"] - r["non_2xx"] for r in closed["runs"]) * per)
+    for row in results.open_loop:
+        if row["key"] in keys:
+            total += row["ok"] * row["events_per_request"]
+    return total
+
+
+def run_servers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Results) -> None:
+    """Ceilings, baseline and our collector with one worker, each server alone on its core."""
+    bootstrap = broker.bootstrap_servers
+    broker.create_topics(["bench-raw-1", "bench-dlq-1"])
+    servers = [
+        procs.uvicorn_app("bare-asgi", "bench.ceilings:bare_asgi", ["--lifespan", "off"]),
+        procs.uvicorn_app("fastapi-hello", "bench.ceilings:fastapi_hello"),
+        procs.uvicorn_app("tutorial", "bench.baseline.tutorial_collector:app"),
+    ]
+    ours = collector("bench-collector-1", bootstrap, "bench-raw-1", "bench-dlq-1", workers=1)
+    targets = [
+        Target("bare", "bare ASGI (ceiling)", servers[0], "/", bodies["single"], 1, 200),
+        Target("hello", "FastAPI hello (ceiling)", servers[1], "/api/v1/collect",
+               bodies["single"], 1, 200),
+        Target("tutorial", "tutorial collector (BASELINE, no Kafka)", servers[2],
+               "/api/v1/collect", bodies["single"], 1, 200),
+    ]  # fmt: skip
+    ours_targets = [
+        Target("ours_single", "our collector, single events, 1 worker", ours,
+               "/api/v1/collect", bodies["single"], 1, 202),
+        Target("ours_batch", "our collector, batches of 100, 1 worker", ours,
+               "/api/v1/collect/batch", bodies["batch"], events.BATCH_SIZE, 202),
+    ]  # fmt: skip
+    progress(f"starting the apps on CPU {procs.cpu_list(SERVER_CPUS)}")
+    with running(servers, SERVER_CPUS):
+        try:
+            ours.start(SERVER_CPUS)
+        except Exception as exc:
+            results.errors.append(f"our collector did not start: {str(exc).strip()[:400]}")
+            progress(f"our collector did not start: {exc}")
+            ours_targets = []
+        try:
+            closed_loop(plan, targets + ours_targets, results, LOAD_CPUS, "pinned")
+            for target in targets + ours_targets[:1]:
+                for rate in plan.single_rates_per_s:
+                    open_loop(plan, target, rate, results)
+            if ours_targets:
+                batch_rps = results.closed["ours_batch"]["requests_per_s"]
+                open_loop(plan, ours_targets[1], max(1, round(batch_rps / 2)), results)
+                for target in ours_targets:
+                    attempt(
+                        results,
+                        f"profile {target.label}",
+                        lambda t=target: profile(plan, t, results),
+                    )
+        finally:
+            ours.stop()
+    if ours_targets:
+        held = raw_topic_records(bootstrap, ["bench-raw-1"])
+        acked = accepted_events(results, ["ours_single", "ours_batch"])
+        results.kafka_check = {"acknowledged_at_least": acked, "on_raw_topic": held}
+        progress(f"raw topic holds {held:,} records; load generators saw {acked:,} acknowledged")
+
+
+def run_workers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Results) -> None:
+    """One worker against two, nothing pinned: with 2 cores, two workers cannot have a core each."""
+    bootstrap = broker.bootstrap_servers
+    broker.create_topics(["bench-raw-w", "bench-dlq-w"])
+    procs.pin_tree(broker_pid(broker), ALL_CPUS)
+    one = collector("bench-collector-w1", bootstrap, "bench-raw-w", "bench-dlq-w", workers=1)
+    two = collector("bench-collector-w2", bootstrap, "bench-raw-w", "bench-dlq-w", workers=2)
+    targets = []
+    for workers, server in ((1, one), (2, two)):
+        noun = "worker" if workers == 1 else "workers"
+        targets += [
+            Target(f"w{workers}_single", f"single events, {workers} {noun}, unpinned", server,
+                   "/api/v1/collect", bodies["single"], 1, 202),
+            Target(f"w{workers}_batch", f"batches of 100, {workers} {noun}, unpinned", server,
+                   "/api/v1/collect/batch", bodies["batch"], events.BATCH_SIZE, 202),
+        ]  # fmt: skip
+    progress("starting one- and two-worker collectors on all CPUs")
+    try:
+        with running([one, two], ALL_CPUS):
+            closed_loop(plan, targets, results, ALL_CPUS, "workers")
+    finally:
+        procs.pin_tree(broker_pid(broker), LOAD_CPUS)
+
+
+def run_raw_kafka(plan: Plan, broker: Broker, results: Results) -> None:
+    broker.create_topics(["bench-raw-kafka"])
+    cmd = ["taskset", "-c", procs.cpu_list(SERVER_CPUS), sys.executable, "-m", "bench.kafka_raw",
+           broker.bootstrap_servers, "bench-raw-kafka", f"{plan.raw_kafka_s:g}"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT, timeout=300)
+    results.raw_kafka = json.loads(out.stdout)
+    progress(f"raw confluent-kafka produce: {results.raw_kafka['messages_per_s']:,.0f} messages/s")
+
+
+def run_producer(plan: Plan, results: Results) -> None:
+    """Conversion vs pandas, pacing against a fast local sink, peak memory against file size."""
+    sample_dir = WORK / "sample"
+    sample = producer_bench.make_sample(sample_dir, plan.sample_rows)
+    progress(f"sample file {sample.name}: {plan.sample_rows:,} rows")
+    conversion = producer_bench.conversion(sample, plan.pandas_rows, plan.conversion_repeats)
+    results.producer["conversion"] = conversion
+    progress(
+        f"conversion: ours {conversion['ours_rows_per_s']:,.0f} rows/s, pandas iterrows "
+        f"{conversion['pandas_rows_per_s']:,.0f} rows/s ({conversion['ratio']:.1f}x)"
+    )
+    out = WORK / "profile-conversion.txt"
+    attempt(results, "profile conversion", lambda: _profile_conversion(sample, out, results))
+
+    sink = procs.uvicorn_app("sink", "bench.sink:app", ["--lifespan", "off"])
+    with running([sink], SERVER_CPUS), procs.pinned(LOAD_CPUS):
+        pacing = []
+        for batch_size in (1, events.BATCH_SIZE):
+            for rate in plan.pacing_rates_per_s:
+                row = producer_bench.pacing(sample, sink.url, rate, plan.pacing_s, batch_size)
+                pacing.append(row)
+                progress(
+                    f"pacing at {rate:,} events/s, {batch_size} per request: "
+                    f"{row['achieved_per_s']:,.1f} ({row['error']:+.2%})"
+                )
+        results.producer["pacing"] = pacing
+        attempt(results, "profile replay", lambda: _profile_replay(plan, sample, sink.url, results))
+        small = producer_bench.make_sample(WORK / "memory", plan.memory_rows)
+        large = producer_bench.multiply(small, 10, WORK / "memory" / "yellow_tripdata_10x.parquet")
+        rows = producer_bench.memory([small, large], sink.url, events.BATCH_SIZE)
+        results.producer["memory"] = rows
+        progress(
+            "peak memory: "
+            + ", ".join(f"{r['rows']:,} rows {r['max_rss_mib']:.0f} MiB" for r in rows)
+        )
+
+
+def _profile_replay(plan: Plan, sample: Path, sink_url: str, results: Results) -> None:
+    """py-spy on a replay of single events as fast as it goes: what limits the producer."""
+    out = WORK / "profile-replay.txt"
+    records = plan.pacing_rates_per_s[-1] * 2
+    py_spy = Path(sys.executable).with_name("py-spy")
+    subprocess.run(
+        [str(py_spy), "record", "--rate", "250", "--format", "raw", "--output", str(out), "--",
+         *producer_bench.replay_command(sample, sink_url, 0, 1, records)],
+        check=True, capture_output=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    results.profiles["replay"] = procs.summarise_stacks(out.read_text())
+    progress(f"profiled the producer's replay ({out.relative_to(ROOT)})")
+
+
+def _profile_conversion(sample: Path, out: Path, results: Results) -> None:
+    py_spy = Path(sys.executable).with_name("py-spy")
+    subprocess.run(
+        [str(py_spy), "record", "--rate", "250", "--format", "raw", "--output", str(out), "--",
+         sys.executable, "-m", "bench.producer_bench", "convert", str(sample), "3"],
+        check=True, capture_output=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    results.profiles["conversion"] = procs.summarise_stacks(out.read_text())
+
+
+def broker_pid(broker: Broker) -> int:
+    pid = broker.running_pid()
+    if pid is None:
+        raise RuntimeError("the broker is not running")
+    return pid
+
+
+def main() -> int:
+    plan = Plan.from_env()
+    WORK.mkdir(parents=True, exist_ok=True)
+    mode = "quick" if plan.quick else "full"
+    progress(f"benchmark ({mode} mode); load average {os.getloadavg()[0]:.2f}")
+    load.ensure_wrk()
+    load.ensure_openloop()
+    results = Results(plan, machine.facts())
+    bodies = {"single": WORK / "single.json", "batch": WORK / "batch.json"}
+    bodies["single"].write_bytes(events.single_body())
+    bodies["batch"].write_bytes(events.batch_body())
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as state:
+        broker = Broker(
+            Path(state), port=free_port(), controller_port=free_port(), die_with_parent=True
+        )
+        progress(f"starting Kafka on {broker.bootstrap_servers}")
+        broker.start()
+        try:
+            procs.pin_tree(broker_pid(broker), LOAD_CPUS)
+            progress(f"Kafka is up; pinned to CPU {procs.cpu_list(LOAD_CPUS)}")
+            attempt(results, "raw produce rate", lambda: run_raw_kafka(plan, broker, results))
+            attempt(results, "servers", lambda: run_servers(plan, broker, bodies, results))
+            attempt(results, "workers", lambda: run_workers(plan, broker, bodies, results))
+        finally:
+            broker.stop()
+    attempt(results, "producer", lambda: run_producer(plan, results))
+    results.seconds = time.monotonic() - _T0
+    one, five, _ = os.getloadavg()
+    results.load_after = f"{one:.2f} (1 min), {five:.2f} (5 min)"
+    paths = report.write(results)
+    progress(f"wrote {', '.join(str(p.relative_to(ROOT)) for p in paths)}")
+    for error in results.errors:
+        progress(f"not measured: {error}")
+    return 0 if not results.errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
