@@ -58,7 +58,7 @@ def retry_after_s(value: str | None, now: Callable[[], float] = time.time) -> fl
 class RetryPolicy:
     """Exponential backoff with full jitter, bounded per event by attempts and elapsed time."""
 
-    max_attempts: int = 12
+    max_attempts: int = 30
     max_elapsed_s: float = 120.0
     base_s: float = 0.1
     cap_s: float = 5.0

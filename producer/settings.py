@@ -37,7 +37,7 @@ class ReplaySettings(BaseSettings):
     schema_version: str = Field("0-0-1", min_length=1, max_length=64)
     api_key: str | None = Field(None, description="sent as `Authorization: Bearer` when set")
     timeout_s: float = Field(10.0, gt=0, description="per request")
-    max_attempts: int = Field(12, ge=1, description="per event, the first send included")
+    max_attempts: int = Field(30, ge=1, description="per event, the first send included")
     max_retry_s: float = Field(120.0, ge=0, description="per event, from its first send")
     backoff_base_s: float = Field(0.1, gt=0)
     backoff_cap_s: float = Field(5.0, gt=0)
