@@ -1,0 +1,165 @@
+"""`python -m producer` as a process: flags and environment, exit codes, SIGTERM, URLs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from devstack.kafka import ROOT
+from producer.settings import ReplaySettings
+from tests.producer.conftest import SAMPLE_ROWS, StandIn
+
+
+def producer(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60) -> Any:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PRODUCER_")}
+    clean.pop("JOB_COMPLETION_INDEX", None)
+    return subprocess.run(
+        [sys.executable, "-m", "producer", *args],
+        cwd=ROOT, env={**clean, **(env or {})}, capture_output=True, text=True,
+        timeout=timeout_s, check=False,
+    )  # fmt: skip
+
+
+def summary_of(stdout: str) -> dict[str, Any]:
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 1, stdout
+    parsed = orjson.loads(lines[0])
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def test_settings_come_from_the_environment_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRODUCER_DATA_URLS", "a.parquet, b.parquet c.parquet")
+    monkeypatch.setenv("PRODUCER_RATE", "250")
+    monkeypatch.setenv("PRODUCER_BATCH_SIZE", "10")
+    monkeypatch.setenv("PRODUCER_MAX_RECORDS", "5")
+    monkeypatch.setenv("PRODUCER_CONCURRENCY", "3")
+    monkeypatch.setenv("PRODUCER_COLLECTOR_URL", "http://env:1")
+    settings = ReplaySettings(collector_url="http://flag:2")
+    assert settings.data_urls == ["a.parquet", "b.parquet", "c.parquet"]
+    assert (settings.rate_per_s, settings.batch_size, settings.max_records) == (250, 10, 5)
+    assert (settings.concurrency, settings.collector_url) == (3, "http://flag:2")
+    assert settings.event_type == "YellowTaxiTripRecords"
+    assert settings.schema_version == "0-0-1"
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
+    assert ReplaySettings().selected_files() == ["b.parquet"]
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "3")
+    with pytest.raises(ValueError, match="JOB_COMPLETION_INDEX=3"):
+        ReplaySettings().selected_files()
+
+
+def test_replay_prints_one_json_summary_and_exits_0(samples: list[Path], stand_in: StandIn) -> None:
+    result = producer("replay", *map(str, samples), "--collector-url", stand_in.url)
+    assert result.returncode == 0, result.stderr
+    summary = summary_of(result.stdout)
+    assert {k: summary[k] for k in ("records", "accepted", "rejected", "failed")} == {
+        "records": 900, "accepted": 900, "rejected": 0, "failed": 0,
+    }  # fmt: skip
+    assert summary["seconds"] > 0
+    assert sorted(stand_in.event_ids) == sorted(
+        f"{p.name}:{i}" for p in samples for i in range(SAMPLE_ROWS)
+    )
+    assert "progress:" in result.stderr
+
+
+def test_indexed_job_replays_its_own_file_from_the_environment(
+    samples: list[Path], stand_in: StandIn
+) -> None:
+    env = {
+        "PRODUCER_DATA_URLS": ",".join(map(str, samples)),
+        "PRODUCER_COLLECTOR_URL": stand_in.url,
+        "PRODUCER_BATCH_SIZE": "40",
+        "PRODUCER_API_KEY": "s3cret",
+        "JOB_COMPLETION_INDEX": "2",
+    }
+    result = producer("replay", env=env)
+    assert result.returncode == 0, result.stderr
+    assert summary_of(result.stdout)["files"] == [samples[2].name]
+    assert {i.rsplit(":", 1)[0] for i in stand_in.event_ids} == {samples[2].name}
+    assert len(stand_in.event_ids) == SAMPLE_ROWS
+    assert set(stand_in.paths) == {"/api/v1/collect/batch"}
+    assert set(stand_in.authorizations) == {"Bearer s3cret"}
+
+
+def test_failures_give_exit_code_1(samples: list[Path], stand_in: StandIn) -> None:
+    stand_in.answer = lambda body: 401
+    result = producer("replay", str(samples[0]), "--collector-url", stand_in.url)
+    assert result.returncode == 1
+    summary = summary_of(result.stdout)
+    assert (summary["failed"], summary["accepted"]) == (SAMPLE_ROWS, 0)
+
+
+def test_nothing_listening_fails_after_the_retry_budget(samples: list[Path]) -> None:
+    result = producer(
+        "replay", str(samples[0]), "--collector-url", "http://127.0.0.1:9",
+        "--max-records", "5", "--max-retry-s", "0.5", "--backoff-base-s", "0.05",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert summary_of(result.stdout)["failed"] == 5
+
+
+def test_usage_errors_exit_2_with_a_message(samples: list[Path]) -> None:
+    result = producer("replay", "--collector-url", "http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert "no files" in result.stderr
+    missing = producer("replay", "/nonexistent.parquet", "--collector-url", "http://x")
+    assert missing.returncode == 2
+    assert "error:" in missing.stderr
+    bad = producer("replay", str(samples[0]), "--rate", "-3")
+    assert bad.returncode == 2
+    assert "rate" in bad.stderr
+
+
+def test_replay_from_an_http_url(
+    samples: list[Path], stand_in: StandIn, file_server: Callable[[Path], str]
+) -> None:
+    url = file_server(samples[1]) + "?download=1"
+    result = producer("replay", url, "--collector-url", stand_in.url)
+    assert result.returncode == 0, result.stderr
+    assert summary_of(result.stdout)["files"] == [samples[1].name]
+    assert sorted(stand_in.event_ids) == sorted(f"{samples[1].name}:{i}" for i in range(300))
+
+
+def test_sigterm_stops_reading_finishes_in_flight_and_prints_the_summary(
+    samples: list[Path], stand_in: StandIn
+) -> None:
+    stand_in.delay_s = 0.3  # every request is in flight for a while
+    process = subprocess.Popen(
+        [sys.executable, "-m", "producer", "replay", *map(str, samples),
+         "--collector-url", stand_in.url, "--rate", "100", "--concurrency", "8"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while len(stand_in.event_ids) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    summary = summary_of(stdout)
+    assert summary["stopped"] is True
+    assert 20 <= summary["records"] < 900
+    # Every send that had started was finished: what the collector took is what was counted.
+    assert summary["accepted"] == summary["records"] == len(stand_in.event_ids)
+
+
+def test_sample_writes_three_deterministic_month_files(tmp_path: Path) -> None:
+    first = producer("sample", str(tmp_path / "a"), "--rows", "200", "--seed", "5")
+    second = producer("sample", "--out-dir", str(tmp_path / "b"), "--rows", "200", "--seed", "5")
+    assert first.returncode == second.returncode == 0
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == [
+        "yellow_tripdata_2023-01.parquet",
+        "yellow_tripdata_2023-02.parquet",
+        "yellow_tripdata_2023-03.parquet",
+    ]
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
