@@ -13,6 +13,8 @@ from devstack import k8s_gate
 from devstack.k8s_gate import DOCKERFILES, K8S_DIR, run_gate, selector_matches
 
 FAST = ("render", "schema", "cross-check", "policy")
+# On a new machine the first gate run builds kustomize and installs checkov: minutes, once.
+FIRST_RUN_TIMEOUT_S = 900
 
 
 @pytest.fixture
@@ -35,6 +37,7 @@ def messages(report: k8s_gate.Report) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(FIRST_RUN_TIMEOUT_S)
 def test_the_real_tree_passes_every_stage() -> None:
     report = run_gate()
     assert report.passed, report.messages()
@@ -123,6 +126,7 @@ def test_a_deployment_whose_selector_misses_its_own_pods_fails(k8s_copy: Path) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(FIRST_RUN_TIMEOUT_S)
 def test_a_root_container_fails(k8s_copy: Path) -> None:
     producer = k8s_copy / "base" / "producer.yaml"
     edit(producer, "runAsNonRoot: true", "runAsNonRoot: false", count=2)
@@ -136,6 +140,7 @@ def test_a_root_container_fails(k8s_copy: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(FIRST_RUN_TIMEOUT_S)
 def test_a_writable_root_filesystem_is_caught_by_checkov_unless_excepted(k8s_copy: Path) -> None:
     edit(
         k8s_copy / "base" / "producer.yaml",
