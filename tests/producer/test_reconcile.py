@@ -1,0 +1,143 @@
+"""Reconciling: topic records against file rows (pure core, then the CLI on a real broker)."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from confluent_kafka import Producer
+
+from devstack.kafka import ROOT, Broker
+from producer import rows
+from producer.reconcile import Reconciler
+from tests.conftest import Topics
+
+FILE = "f.parquet"
+
+
+def envelope(event_id: str, payload: dict[str, Any] | None = None, **extra: Any) -> bytes:
+    body = {
+        "event_type": "YellowTaxiTripRecords", "schema_version": "0-0-1",
+        "payload": payload if payload is not None else {"row": event_id},
+        "event_id": event_id, "collector_timestamp": "2026-01-01T00:00:00.000000Z",
+        "root_id": "r", "collector_id": "c", **extra,
+    }  # fmt: skip
+    return orjson.dumps(body)
+
+
+def raw(reconciler: Reconciler, event_id: str, **kwargs: Any) -> None:
+    reconciler.add_raw(event_id.encode(), envelope(event_id, **kwargs))
+
+
+def test_a_complete_replay_reconciles() -> None:
+    r = Reconciler({FILE: 3, "g.parquet": 1})
+    for i in range(3):
+        raw(r, f"{FILE}:{i}")
+    raw(r, "g.parquet:0")
+    assert r.report() == {
+        "expected": 4, "raw": 4, "dead_letter": 0, "missing": 0, "duplicates": 0,
+        "unexpected": 0, "other_files": 0,
+    }  # fmt: skip
+    assert r.ok
+
+
+def test_missing_and_duplicated_rows_are_counted() -> None:
+    r = Reconciler({FILE: 4})
+    for i in (0, 1, 1, 1, 3):
+        raw(r, f"{FILE}:{i}")
+    report = r.report()
+    assert (report["missing"], report["duplicates"], report["raw"]) == (1, 1, 5)
+    assert not r.ok
+
+
+def test_rows_that_do_not_exist_and_malformed_records_are_unexpected() -> None:
+    r = Reconciler({FILE: 2})
+    raw(r, f"{FILE}:0")
+    raw(r, f"{FILE}:1")
+    raw(r, f"{FILE}:2")  # past the end of the file
+    raw(r, f"{FILE}:x")  # not a row number
+    r.add_raw(f"{FILE}:1".encode(), b"{not json")  # ours by key, unreadable
+    r.add_raw(b"someone-else", envelope(f"{FILE}:0"))  # key is not the event id
+    r.add_raw(f"{FILE}:0".encode(), orjson.dumps({"event_id": f"{FILE}:0"}))  # no payload
+    assert r.report()["unexpected"] == 5
+    assert r.report()["missing"] == 0
+    assert not r.ok
+
+
+def test_other_files_are_ignored_but_counted() -> None:
+    r = Reconciler({FILE: 1})
+    raw(r, f"{FILE}:0")
+    raw(r, "other.parquet:0")
+    r.add_raw(b"uuid-key", orjson.dumps({"payload": {}, "event_type": "x"}))  # no event id
+    r.add_raw(None, b"garbage")
+    assert (r.report()["other_files"], r.report()["unexpected"]) == (3, 0)
+    assert r.ok
+
+
+def test_dead_letter_records_of_our_rows_count_as_delivered() -> None:
+    r = Reconciler({FILE: 3})
+    raw(r, f"{FILE}:0")
+    single = {"raw": orjson.dumps({"event_id": f"{FILE}:1", "extra": 1}).decode()}
+    batch = [{"event_id": f"{FILE}:9"}, {"event_id": f"{FILE}:2", "payload": 1}]
+    in_batch = {"raw": orjson.dumps(batch).decode(), "batch_index": 1}
+    not_utf8 = {"raw_base64": base64.b64encode(b"\xff\xfe").decode()}
+    for record in (single, in_batch, not_utf8, {"raw": "{broken"}):
+        r.add_dead_letter(b"k", orjson.dumps(record))
+    report = r.report()
+    assert (report["dead_letter"], report["missing"], report["other_files"]) == (2, 0, 2)
+    assert r.ok
+
+
+def test_payload_checks_compare_with_the_source_rows() -> None:
+    batch = pa.table({"a": [1, 2, 3], "b": [0.5, None, float("nan")]}).to_batches()[0]
+    texts = rows.payloads(batch).to_pylist()
+    r = Reconciler({FILE: 3}, check_payloads=True, event_type="YellowTaxiTripRecords")
+    raw(r, f"{FILE}:0", payload={"b": 0.5, "a": 1})  # key order does not matter
+    raw(r, f"{FILE}:1", payload={"a": 2, "b": 0})  # wrong value
+    raw(r, f"{FILE}:2", payload={"a": 3, "b": None})
+    raw(r, f"{FILE}:2", payload={"a": 3, "b": None}, event_type="Other")  # a bad duplicate
+    r.expect_payloads(FILE, 0, texts)
+    report = r.report()
+    assert report["payload_mismatches"] == 2
+    assert report["unexpected"] == 2
+    assert not r.ok
+
+
+@pytest.mark.kafka
+def test_reconcile_cli_reads_real_topics(kafka: Broker, topics: Topics, tmp_path: Path) -> None:
+    path = tmp_path / FILE
+    pq.write_table(pa.table({"a": [1, 2, 3, 4], "t": ["x", None, "z", "w"]}), path)
+    batch = pq.read_table(path).to_batches()[0]
+    payloads = [orjson.loads(t) for t in rows.payloads(batch).to_pylist()]
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    for i in (0, 1, 1):
+        producer.produce(topics.raw, envelope(f"{FILE}:{i}", payloads[i]), key=f"{FILE}:{i}")
+    producer.produce(topics.raw, envelope("other.parquet:0"), key="other.parquet:0")
+    dead = {"raw": orjson.dumps({"event_id": f"{FILE}:2"}).decode(), "root_id": "r"}
+    producer.produce(topics.dead_letter, orjson.dumps(dead), key="r")
+    assert producer.flush(30) == 0
+
+    def reconcile(*extra: str) -> tuple[int, dict[str, Any]]:
+        result = subprocess.run(
+            [sys.executable, "-m", "producer", "reconcile", str(path),
+             "--bootstrap-servers", kafka.bootstrap_servers, "--raw-topic", topics.raw,
+             "--dead-letter-topic", topics.dead_letter, "--check-payloads", *extra],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        return result.returncode, orjson.loads(result.stdout.strip().splitlines()[-1])
+
+    code, report = reconcile()
+    assert code == 1
+    assert report == {
+        "expected": 4, "raw": 3, "dead_letter": 1, "missing": 1, "duplicates": 1,
+        "unexpected": 0, "other_files": 1, "payload_mismatches": 0,
+    }  # fmt: skip
+    code, report = reconcile("--max-records", "3")
+    assert (code, report["missing"], report["expected"]) == (0, 0, 3)
