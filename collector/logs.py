@@ -53,6 +53,28 @@ def configure(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
+class ThrottleFilter(logging.Filter):
+    """Drops repeats of a record (same level and first argument, e.g. librdkafka's facility)."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        super().__init__()
+        self._throttle = Throttle(interval_s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True for the first record of its kind in the interval."""
+        args = record.args if isinstance(record.args, tuple) else ()
+        kind = str(args[0]) if args else str(record.msg)
+        return self._throttle.allow(f"{record.levelno}:{kind}")
+
+
+def librdkafka_logger() -> logging.Logger:
+    """Where librdkafka's own log lines go: JSON like the rest, a reconnect loop logged once."""
+    logger = logging.getLogger("collector.librdkafka")
+    if not logger.filters:
+        logger.addFilter(ThrottleFilter(interval_s=30.0))
+    return logger
+
+
 class Throttle:
     """Lets one line per key through every `interval_s`, so an outage logs once, not per event."""
 

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from collector.logs import Throttle
+from collector.logs import Throttle, librdkafka_logger
 
 log = logging.getLogger("collector.sink")
 
@@ -126,7 +126,8 @@ class KafkaSink:
         check_topics: Sequence[str],
         readiness_interval_s: float = 2.0,
     ) -> None:
-        self._config = {**config, "error_cb": self._on_error}
+        # librdkafka logs through Python logging (served by poll, in the poll thread), not stderr.
+        self._config = {**config, "error_cb": self._on_error, "logger": librdkafka_logger()}
         self._check_topics = tuple(check_topics)
         self._readiness_interval_s = readiness_interval_s
         self._producer: Producer | None = None
@@ -192,10 +193,15 @@ class KafkaSink:
         self._drain_deadline = time.monotonic() + timeout_s
         self._stop_polling.set()
         await asyncio.to_thread(self._poller.join)
-        left = len(self._producer)
-        if left:
-            log.error("kafka flush incomplete", extra={"undelivered": left})
+        producer, self._producer = self._producer, None
         self._up = False
+        left = len(producer)
+        if left:
+            # Past the deadline: these clients were told to retry (ack timeout) or are gone.
+            log.error("kafka flush incomplete", extra={"undelivered": left})
+            producer.purge()
+        # Frees librdkafka's threads and sockets now rather than whenever the object is collected.
+        await asyncio.to_thread(producer.close)
         return left
 
     def _on_delivery(

@@ -15,9 +15,9 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.__main__ import DrainingServer
 from collector.app import create_app
 from collector.schemas import TAXI_EVENT
+from collector.server import DrainingServer
 from collector.sinks import QUEUE_FULL, TOO_LARGE, Delivery, MemorySink, Record
 from tests.collector.conftest import DLQ, RAW, make_settings, serving
 
