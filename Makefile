@@ -51,6 +51,10 @@ demo: kafka-jars ## Kafka, collector replicas behind HAProxy, three producers, s
 demo-down: $(STAMP) ## stop the stack left running by make demo KEEP=1
 	@$(PY) -m devstack.demo down
 
+# make bench [BENCH_QUICK=1]: about 10 minutes (1-2 quick), writes bench/results.md and .png
+bench: kafka-jars ## side-by-side benchmark against a real broker; results in bench/results.md
+	@BENCH_QUICK=$(BENCH_QUICK) $(PY) -m bench
+
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 images: ## build both images (needs a running Docker engine)

@@ -139,7 +139,7 @@ class Server:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-2000:]
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-4:])
                 raise RuntimeError(f"{self.name} exited with {self._process.returncode}:\n{tail}")
             # Any answer means it listens; the collector's readiness also means Kafka is there.
             status = http_status(self.url + self.ready_path)

@@ -253,7 +253,8 @@ def markdown(results: Results) -> str:
     lines.append(f"| load average at end | {results.load_after} |")
     if results.errors:
         lines += ["", "## Not measured in this run", ""]
-        lines += [f"- {e}" for e in results.errors]
+        lines += [f"- `{e.splitlines()[0]}`" + "".join(f"<br>`{x}`" for x in e.splitlines()[1:])
+                  for e in results.errors]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -285,8 +286,8 @@ def _producer_section(results: Results) -> list[str]:
         lines += [
             "",
             "Pacing: `python -m producer replay --rate R` against a fast local sink (a bare ASGI "
-            "app on its own core answering 202); the rate is what the sink saw from first to "
-            "last arrival.",
+            "app on its own core answering 202); the achieved rate is the least-squares slope of "
+            "events sent so far against arrival time at the sink, over every request.",
             "",
             "| target events/s | events per request | events | achieved events/s | error |",
             "|---|---|---|---|---|",

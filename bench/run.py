@@ -43,6 +43,7 @@ class Plan:
     pandas_rows: int
     conversion_repeats: int
     pacing_rates_per_s: tuple[int, ...]
+    batch_pacing_rates_per_s: tuple[int, ...]
     pacing_s: float
     memory_rows: int
     profile_s: float
@@ -50,10 +51,20 @@ class Plan:
     @classmethod
     def from_env(cls) -> Plan:
         if os.environ.get("BENCH_QUICK", "") not in ("", "0"):
-            return cls(True, 2, 2, 1, 3, (500, 1000), 2, 20_000, 2_000, 1, (100, 500, 2000), 2,
-                       5_000, 2)  # fmt: skip
-        return cls(False, 5, 5, 2, 10, (500, 1000), 5, 100_000, 10_000, 3, (100, 500, 2000), 5,
-                   20_000, 5)  # fmt: skip
+            return cls(
+                quick=True, runs=2, run_s=2, warmup_s=1, open_loop_s=3,
+                single_rates_per_s=(500, 1000), raw_kafka_s=2, sample_rows=20_000,
+                pandas_rows=2_000, conversion_repeats=1, pacing_rates_per_s=(100, 500, 2000),
+                batch_pacing_rates_per_s=(2000, 10_000), pacing_s=2, memory_rows=5_000,
+                profile_s=2,
+            )  # fmt: skip
+        return cls(
+            quick=False, runs=5, run_s=5, warmup_s=2, open_loop_s=10,
+            single_rates_per_s=(500, 1000), raw_kafka_s=5, sample_rows=100_000,
+            pandas_rows=10_000, conversion_repeats=3, pacing_rates_per_s=(100, 500, 2000),
+            batch_pacing_rates_per_s=(2000, 10_000), pacing_s=5, memory_rows=20_000,
+            profile_s=5,
+        )  # fmt: skip
 
 
 @dataclass
@@ -321,13 +332,14 @@ def run_producer(plan: Plan, results: Results) -> None:
         f"{conversion['pandas_rows_per_s']:,.0f} rows/s ({conversion['ratio']:.1f}x)"
     )
     out = WORK / "profile-conversion.txt"
-    attempt(results, "profile conversion", lambda: _profile_conversion(sample, out, results))
+    attempt(results, "profile conversion", lambda: _profile_conversion(plan, sample, out, results))
 
     sink = procs.uvicorn_app("sink", "bench.sink:app", ["--lifespan", "off"])
     with running([sink], SERVER_CPUS), procs.pinned(LOAD_CPUS):
         pacing = []
-        for batch_size in (1, events.BATCH_SIZE):
-            for rate in plan.pacing_rates_per_s:
+        for batch_size, rates in ((1, plan.pacing_rates_per_s),
+                                  (events.BATCH_SIZE, plan.batch_pacing_rates_per_s)):  # fmt: skip
+            for rate in rates:
                 row = producer_bench.pacing(sample, sink.url, rate, plan.pacing_s, batch_size)
                 pacing.append(row)
                 progress(
@@ -349,7 +361,7 @@ def run_producer(plan: Plan, results: Results) -> None:
 def _profile_replay(plan: Plan, sample: Path, sink_url: str, results: Results) -> None:
     """py-spy on a replay of single events as fast as it goes: what limits the producer."""
     out = WORK / "profile-replay.txt"
-    records = plan.pacing_rates_per_s[-1] * 2
+    records = 500 if plan.quick else 1500
     py_spy = Path(sys.executable).with_name("py-spy")
     subprocess.run(
         [str(py_spy), "record", "--rate", "250", "--format", "raw", "--output", str(out), "--",
@@ -360,11 +372,12 @@ def _profile_replay(plan: Plan, sample: Path, sink_url: str, results: Results) -
     progress(f"profiled the producer's replay ({out.relative_to(ROOT)})")
 
 
-def _profile_conversion(sample: Path, out: Path, results: Results) -> None:
+def _profile_conversion(plan: Plan, sample: Path, out: Path, results: Results) -> None:
     py_spy = Path(sys.executable).with_name("py-spy")
     subprocess.run(
         [str(py_spy), "record", "--rate", "250", "--format", "raw", "--output", str(out), "--",
-         sys.executable, "-m", "bench.producer_bench", "convert", str(sample), "3"],
+         sys.executable, "-m", "bench.producer_bench", "convert", str(sample),
+         f"{plan.profile_s * 2:g}"],
         check=True, capture_output=True, cwd=ROOT, timeout=300,
     )  # fmt: skip
     results.profiles["conversion"] = procs.summarise_stacks(out.read_text())

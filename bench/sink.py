@@ -1,7 +1,7 @@
 """A fast local stand-in for the collector, for pacing and memory runs of the producer.
 
 Answers every event 202 the way the collector does (a batch gets one result per event) and
-records when each event arrived; `GET /stats` tells the count and the first and last arrival.
+records when each request arrived and how many events it carried (`GET /stats`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_arrivals: list[float] = []
+_arrivals: list[tuple[float, int]] = []  # (monotonic time, events in the request)
 
 
 async def _reply(send: Send, status: int, body: bytes) -> None:
@@ -37,12 +37,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
     if scope["method"] == "GET":
-        stats = {
-            "events": len(_arrivals),
-            "first_s": _arrivals[0] if _arrivals else None,
-            "last_s": _arrivals[-1] if _arrivals else None,
-            "first_burst": first_burst(_arrivals),
-        }
+        stats: dict[str, Any] = {"events": sum(n for _, n in _arrivals), "arrivals": _arrivals}
         if scope["path"] == "/stats/reset":
             _arrivals.clear()
         await _reply(send, 200, orjson.dumps(stats))
@@ -51,17 +46,12 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     body = b"".join(chunks)
     if body.lstrip()[:1] == b"[":
         count = len(orjson.loads(body))
-        _arrivals.extend([now] * count)
+        _arrivals.append((now, count))
         results = [
             {"index": i, "status": "accepted", "root_id": str(uuid.uuid4())} for i in range(count)
         ]
         answer = {"accepted": count, "rejected": 0, "results": results}
     else:
-        _arrivals.append(now)
+        _arrivals.append((now, 1))
         answer = {"status": "accepted", "root_id": str(uuid.uuid4())}
     await _reply(send, 202, orjson.dumps(answer))
-
-
-def first_burst(arrivals: list[float]) -> int:
-    """How many events arrived together with the first one (a batch lands all at once)."""
-    return sum(1 for t in arrivals if t == arrivals[0]) if arrivals else 0
