@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -118,12 +119,13 @@ def start_replay(
     files: Sequence[str], url: str, rate_per_s: float, *extra: str, log: Path | None = None
 ) -> subprocess.Popen[str]:
     """`python -m producer replay` as a process; its summary is read by `finish_replay`."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "producer", "replay", *files, "--collector-url", url,
-         "--rate", f"{rate_per_s:g}", *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        stderr=log.open("w") if log else subprocess.DEVNULL,
-    )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        stderr = stack.enter_context(log.open("w")) if log else subprocess.DEVNULL
+        return subprocess.Popen(
+            [sys.executable, "-m", "producer", "replay", *files, "--collector-url", url,
+             "--rate", f"{rate_per_s:g}", *extra],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
 
 
 def finish_replay(process: subprocess.Popen[str], timeout_s: float = 120) -> dict[str, Any]:
