@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,7 @@ class Plan:
     run_s: float
     warmup_s: float
     open_loop_s: float
+    open_loop_runs: int
     single_rates_per_s: tuple[int, ...]
     raw_kafka_s: float
     sample_rows: int
@@ -52,14 +54,14 @@ class Plan:
     def from_env(cls) -> Plan:
         if os.environ.get("BENCH_QUICK", "") not in ("", "0"):
             return cls(
-                quick=True, runs=2, run_s=2, warmup_s=1, open_loop_s=3,
+                quick=True, runs=2, run_s=2, warmup_s=1, open_loop_s=3, open_loop_runs=1,
                 single_rates_per_s=(500, 1000), raw_kafka_s=2, sample_rows=20_000,
                 pandas_rows=2_000, conversion_repeats=1, pacing_rates_per_s=(100, 500, 2000),
                 batch_pacing_rates_per_s=(2000, 10_000), pacing_s=2, memory_rows=5_000,
                 profile_s=2,
             )  # fmt: skip
         return cls(
-            quick=False, runs=5, run_s=5, warmup_s=2, open_loop_s=10,
+            quick=False, runs=5, run_s=5, warmup_s=2, open_loop_s=5, open_loop_runs=3,
             single_rates_per_s=(500, 1000), raw_kafka_s=5, sample_rows=100_000,
             pandas_rows=10_000, conversion_repeats=3, pacing_rates_per_s=(100, 500, 2000),
             batch_pacing_rates_per_s=(2000, 10_000), pacing_s=5, memory_rows=20_000,
@@ -157,15 +159,35 @@ def closed_loop(
         results.labels[target.key] = target.label
 
 
-def open_loop(plan: Plan, target: Target, rate_per_s: float, results: Results) -> None:
-    result = load.open_loop(target.url, target.body, rate_per_s, plan.open_loop_s)
-    result.update(key=target.key, label=target.label, events_per_request=target.events_per_request)
-    results.open_loop.append(result)
-    progress(
-        f"open loop {target.label} at {rate_per_s:,.0f} req/s: p50 {result['p50_ms']:.1f} ms, "
-        f"p99 {result['p99_ms']:.1f} ms, p99.9 {result['p999_ms']:.1f} ms, "
-        f"{result['ok']}/{result['scheduled']} 2xx"
-    )
+def open_loop(plan: Plan, schedule: list[tuple[Target, float]], results: Results) -> None:
+    """Each (target, rate) `open_loop_runs` times, round-robin; medians of each percentile."""
+    runs: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(schedule))}
+    for run in range(plan.open_loop_runs):
+        for i, (target, rate_per_s) in enumerate(schedule):
+            result = load.open_loop(target.url, target.body, rate_per_s, plan.open_loop_s)
+            runs[i].append(result)
+            progress(
+                f"open loop run {run + 1}/{plan.open_loop_runs} {target.label} at "
+                f"{rate_per_s:,.0f} req/s: p50 {result['p50_ms']:.1f} ms, "
+                f"p99 {result['p99_ms']:.1f} ms, {result['ok']}/{result['scheduled']} 2xx"
+            )
+    for i, (target, rate_per_s) in enumerate(schedule):
+        row: dict[str, Any] = {
+            "key": target.key,
+            "label": target.label,
+            "events_per_request": target.events_per_request,
+            "rate_per_s": rate_per_s,
+            "runs": runs[i],
+            "scheduled": sum(r["scheduled"] for r in runs[i]),
+            "ok": sum(r["ok"] for r in runs[i]),
+        }
+        for key in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "send_late_p99_ms"):
+            row[key] = statistics.median(r[key] for r in runs[i])
+        row["p99_ms_min_max"] = (
+            min(r["p99_ms"] for r in runs[i]),
+            max(r["p99_ms"] for r in runs[i]),
+        )
+        results.open_loop.append(row)
 
 
 def profile(plan: Plan, target: Target, results: Results) -> None:
@@ -266,12 +288,17 @@ def run_servers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Re
             ours_targets = []
         try:
             closed_loop(plan, targets + ours_targets, results, LOAD_CPUS, "pinned")
-            for target in targets + ours_targets[:1]:
-                for rate in plan.single_rates_per_s:
-                    open_loop(plan, target, rate, results)
+            schedule = [
+                (target, float(rate))
+                for target in targets + ours_targets[:1]
+                for rate in plan.single_rates_per_s
+            ]
             if ours_targets:
+                # Batches at half of what the closed loop reached: a steady, not saturated, load.
                 batch_rps = results.closed["ours_batch"]["requests_per_s"]
-                open_loop(plan, ours_targets[1], max(1, round(batch_rps / 2)), results)
+                schedule.append((ours_targets[1], float(max(1, round(batch_rps / 2)))))
+            open_loop(plan, schedule, results)
+            if ours_targets:
                 for target in ours_targets:
                     attempt(
                         results,
