@@ -42,11 +42,11 @@ lint: $(STAMP) ## ruff and mypy
 test: lint kafka-jars ## every test, against a real broker on free ports
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# make demo [KEEP=1] [DATA="files or URLs"] [ROWS=5000] [RATE=300] [REPLICAS=3]
+# make demo [KEEP=1] [DATA="files or URLs"] [ROWS=5000] [RATE=300] [BATCH=10] [REPLICAS=3]
 demo: kafka-jars ## Kafka, collector replicas behind HAProxy, three producers, summary, reconciliation
 	@$(PY) -m devstack.demo up --data "$(DATA)" $(if $(filter 1 yes true,$(KEEP)),--keep) \
 		$(if $(ROWS),--rows $(ROWS)) $(if $(RATE),--rate $(RATE)) \
-		$(if $(REPLICAS),--replicas $(REPLICAS))
+		$(if $(BATCH),--batch-size $(BATCH)) $(if $(REPLICAS),--replicas $(REPLICAS))
 
 demo-down: $(STAMP) ## stop the stack left running by make demo KEEP=1
 	@$(PY) -m devstack.demo down

@@ -46,7 +46,7 @@ RAW_TOPIC, DEAD_LETTER_TOPIC = DEFAULT_TOPICS
 DEFAULT_REPLICAS = 3
 DEFAULT_ROWS = 5_000
 DEFAULT_RATE_PER_S = 300.0
-DEFAULT_BATCH_SIZE = 1
+DEFAULT_BATCH_SIZE = 10
 PROGRESS_EVERY_S = 3.0
 
 
@@ -510,7 +510,8 @@ def progress_line(stack: Stack, elapsed_s: float) -> str:
              f"{len(stack.replicas)}"]  # fmt: skip
     for producer in stack.producers:
         state = "done" if producer.poll() is not None else "running"
-        lines.append(f"         {producer.name} ({state}): {producer.latest[-110:]}")
+        latest = producer.latest[-110:] or "(starting)"
+        lines.append(f"         {producer.name} ({state}): {latest}")
     return "\n".join(lines)
 
 
