@@ -159,6 +159,7 @@ class Enveloper:
         self._new_id = new_id
         self._id_header: Header = ("collector_id", collector_id.encode())
         self._id_json = orjson.dumps(collector_id)
+        self._headers: dict[tuple[str, str], list[Header]] = {}
 
     def event(self, body: bytes) -> Outcome:
         """One request body: an envelope around the event, or a rejection."""
@@ -211,30 +212,36 @@ class Enveloper:
             return self._reject(INVALID_EVENT, raw, event_problems(event), timestamp, batch_index)
         assert type(event) is dict
         root_id = self._new_id()
-        # A batch element has no bytes of its own, so it is re-encoded; the input dict is left
-        # untouched.
-        envelope = {
-            **event,
-            "collector_timestamp": timestamp,
-            "root_id": root_id,
-            "collector_id": self.collector_id,
-        }
-        return self._accepted(event, orjson.dumps(envelope), root_id)
+        # A batch element has no bytes of its own, so it is re-encoded (the input dict is left
+        # untouched) and the collector's members appended as for a single event.
+        value = b"".join(
+            (
+                orjson.dumps(event)[:-1],
+                b',"collector_timestamp":"',
+                timestamp.encode(),
+                b'","root_id":"',
+                root_id.encode(),
+                b'","collector_id":',
+                self._id_json,
+                b"}",
+            )
+        )
+        return self._accepted(event, value, root_id)
 
     def _accepted(self, event: dict[str, Any], value: bytes, root_id: str) -> Accepted:
-        event_type: str = event["event_type"]
-        version: str = event["schema_version"]
-        event_id: str | None = event.get("event_id")
-        return Accepted(
-            value=value,
-            key=(event_id or root_id).encode(),
-            headers=[
-                ("event_type", event_type.encode()),
-                ("schema_version", version.encode()),
+        kind = (event["event_type"], event["schema_version"])
+        headers = self._headers.get(kind)
+        if headers is None:
+            if len(self._headers) >= 1024:  # bounded, whatever types clients invent
+                self._headers.clear()
+            # Shared by every record of this type: the producer only reads them.
+            headers = self._headers[kind] = [
+                ("event_type", kind[0].encode()),
+                ("schema_version", kind[1].encode()),
                 self._id_header,
-            ],
-            root_id=root_id,
-        )
+            ]
+        event_id: str | None = event.get("event_id")
+        return Accepted(value, (event_id or root_id).encode(), headers, root_id)
 
     def _unparsable(self, body: bytes, exc: orjson.JSONDecodeError) -> Rejected:
         timestamp = rfc3339(self._clock())
