@@ -196,7 +196,7 @@ def test_a_network_policy_to_a_port_nobody_listens_on_fails(k8s_copy: Path) -> N
         k8s_copy / "overlays" / "local" / "networkpolicies.yaml",
         "port: 9092",
         "port: 9029",
-        count=3,
+        count=4,
     )
     report = run_gate(k8s_copy, stages=("cross-check",))
     assert (
