@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.procs import LOAD_CPUS, ROOT, WORK, cpu_list, tree_cpu_s
+from bench.procs import LOAD_CPUS, WORK, cpu_list, tree_cpu_s
+from devstack.kafka import ROOT
 
 LUA = ROOT / "bench" / "post.lua"
 OPENLOOP_SRC = ROOT / "bench" / "openloop" / "main.go"

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.procs import ROOT, WORK, http_status
+from bench.procs import WORK, http_status
+from devstack.kafka import ROOT
 from producer.rows import event_bodies
 
 EVENT_TYPE = "YellowTaxiTripRecords"

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench import events
-from bench.procs import LOAD_CPUS, ROOT, SERVER_CPUS, cpu_list
+from bench.procs import LOAD_CPUS, SERVER_CPUS, cpu_list
+from devstack.kafka import ROOT
 
 if TYPE_CHECKING:
     from bench.run import Results

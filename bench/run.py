@@ -13,14 +13,15 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import TopicPartition
 
 from bench import events, load, machine, procs, producer_bench, report
-from bench.procs import ALL_CPUS, LOAD_CPUS, ROOT, SERVER_CPUS, WORK, Server
-from devstack.kafka import Broker, free_port
+from bench.procs import ALL_CPUS, LOAD_CPUS, SERVER_CPUS, WORK, Server
+from devstack.kafka import ROOT, Broker, free_port
 
 _T0 = time.monotonic()
 
@@ -301,9 +302,7 @@ def run_servers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Re
             if ours_targets:
                 for target in ours_targets:
                     attempt(
-                        results,
-                        f"profile {target.label}",
-                        lambda t=target: profile(plan, t, results),
+                        results, f"profile {target.label}", partial(profile, plan, target, results)
                     )
         finally:
             ours.stop()
