@@ -19,7 +19,7 @@ class Pacer:
         self,
         rate_per_s: float,
         *,
-        burst_s: float = 0.05,
+        burst_s: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:

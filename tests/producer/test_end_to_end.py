@@ -22,7 +22,9 @@ from tests.conftest import Topics
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 ROWS = 600
-RATE_PER_S = 100
+# Modest, so that a collector sharing two busy cores with the broker keeps up; the pacer's own
+# accuracy at higher rates is shown in process (test_replay).
+RATE_PER_S = 50
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +146,11 @@ def test_rate_against_the_real_collector(
     )  # fmt: skip
     collector.start()
     try:
-        events = 3 * RATE_PER_S  # several seconds' worth
+        events = 4 * RATE_PER_S  # several seconds' worth
         replay = start_replay(
-            months[:1], collector.url, "--rate", str(RATE_PER_S), "--max-records", str(events)
-        )
+            months[:1], collector.url, "--rate", str(RATE_PER_S), "--max-records", str(events),
+            "--concurrency", "32",
+        )  # fmt: skip
         summary = finish(replay)
     finally:
         collector.stop()
