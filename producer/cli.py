@@ -102,7 +102,9 @@ async def _replay_async(settings: ReplaySettings, paths: list[tuple[str, Path]])
     ) as client:
         summary = await replay(paths, settings, client, stop=stop)
     print(summary.line(), flush=True)
-    return 0 if summary.stats.failed == 0 else EXIT_FAILED
+    if summary.error:
+        print(f"error: {summary.error}", file=sys.stderr)
+    return 0 if summary.stats.failed == 0 and not summary.error else EXIT_FAILED
 
 
 def run_replay(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import httpx
 import orjson
+import pyarrow as pa
 
 from producer import rows, source
 from producer.pacing import Pacer
@@ -28,6 +29,7 @@ class Summary:
     seconds: float
     files: list[str]
     stopped: bool
+    error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         s = self.stats
@@ -41,6 +43,7 @@ class Summary:
             "retries": s.retries,
             "files": self.files,
             "stopped": self.stopped,
+            **({"error": self.error} if self.error else {}),
         }
 
     def line(self) -> str:
@@ -143,6 +146,8 @@ async def replay(
         total = min(total, settings.max_records)
     started_s = time.monotonic()
 
+    errors: list[str] = []
+
     async def read() -> None:
         # Reading and converting run in a thread (Arrow releases the GIL), one batch at a time.
         units = units_of(paths, settings)
@@ -152,6 +157,9 @@ async def replay(
                 if unit is None:
                     break
                 await queue.put(unit)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            # A file that cannot be read on: what was read is still sent and summarised.
+            errors.append(f"{type(exc).__name__}: {exc}")
         finally:
             with contextlib.suppress(ValueError):  # still running in its thread if cancelled
                 units.close()
@@ -182,4 +190,10 @@ async def replay(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         progress.close()
-    return Summary(stats, time.monotonic() - started_s, [name for name, _ in paths], stop.is_set())
+    return Summary(
+        stats,
+        time.monotonic() - started_s,
+        [name for name, _ in paths],
+        stop.is_set(),
+        errors[0] if errors else None,
+    )

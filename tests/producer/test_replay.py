@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -163,3 +164,19 @@ def test_plain_progress_lines_when_not_a_terminal(samples: list[Path]) -> None:
     lines = [line for line in stderr.getvalue().splitlines() if line.startswith("progress:")]
     assert len(lines) >= 3
     assert lines[-1].startswith("progress: 900/900 done, accepted 900")
+
+
+def test_a_file_that_cannot_be_read_on_ends_with_an_error_in_the_summary(
+    samples: list[Path], tmp_path: Path
+) -> None:
+    broken = tmp_path / "dup.parquet"
+    table = pa.Table.from_arrays([pa.array([1, 2]), pa.array([3, 4])], names=["a", "a"])
+    pq.write_table(table, broken)
+    recorder = Recorder()
+    summary = run([samples[0], broken], recorder)
+    assert summary.error is not None
+    assert "duplicate" in summary.error
+    assert summary.as_dict()["error"] == summary.error
+    # What was read before the bad file was still sent.
+    assert sorted(recorder.ids()) == sorted(all_ids(samples[:1]))
+    assert summary.stats.accepted == SAMPLE_ROWS
