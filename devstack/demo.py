@@ -447,6 +447,9 @@ def first_rows(locations: Sequence[str], out_dir: Path, rows: int) -> list[str]:
     A real TLC month holds millions of rows; replaying and reconciling the same leading rows
     keeps the demo short, and the event ids (`<file name>:<row>`) stay those of the full file.
     """
+    for location in locations:
+        if not source.is_url(location) and out_dir.resolve() in Path(location).resolve().parents:
+            raise RuntimeError(f"{location} is inside {out_dir}, which the demo rewrites")
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     copies = []
@@ -543,12 +546,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         stack.start_broker(args.kafka_port)
         stack.start_replicas(args.replicas)
-        if not args.no_balancer:
+        if args.no_balancer:
+            say("==> no load balancer (--no-balancer): each producer talks to one replica")
+        else:
             stack.start_balancer(args.port)
         if not given:
             files = sample_files(state_dir / "data", args.rows)
         elif args.rows:
-            files = first_rows(given, state_dir / "data", args.rows)
+            files = first_rows(given, state_dir / "first-rows", args.rows)
         else:
             files = given
         results = run_producers(stack, files, args.rate, args.batch_size)
@@ -577,7 +582,7 @@ def run(args: argparse.Namespace) -> int:
             print()
             print(keep_message(stack), flush=True)
         else:
-            say("==> shutting down (producers, replicas drain, HAProxy, Kafka)")
+            say("==> shutting down (producers, then replicas drain, the balancer, Kafka)")
             stack.stop()
             say("    everything stopped")
     return 0 if ok else 1

@@ -77,6 +77,7 @@ def test_broker_stopped_mid_replay_and_started_again_loses_nothing(
     assert summary["retries"] > 0  # it did back off and resume
 
     report = reconcile(files, kafka, topics)
+    print(f"broker outage: producer {summary}; reconcile {report}")
     assert report["missing"] == 0
     assert report["unexpected"] == 0
     assert report["raw"] >= 2000 + report["duplicates"]

@@ -60,6 +60,7 @@ def test_killed_and_stopped_replicas_lose_nothing(
         assert (summary["records"], summary["accepted"], summary["failed"]) == (2000, 2000, 0)
 
     report = reconcile(files, kafka, topics)
+    print(f"replica faults: producers {summaries}; reconcile {report}")
     assert report["missing"] == 0
     assert report["unexpected"] == 0
     assert report["exit"] == 0
