@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.procs import LOAD_CPUS, WORK, cpu_list, tree_cpu_s
+from bench.procs import LOAD_CPUS, WORK, busy_shares, cpu_list, cpu_times, tree_cpu_s
 from devstack.kafka import ROOT
 
 LUA = ROOT / "bench" / "post.lua"
@@ -68,6 +68,7 @@ class WrkRun:
     p99_ms: float
     server_cpu_s: float
     requests: int
+    cpu_busy: dict[str, float]  # per CPU ("cpu0", ...) and machine-wide ("cpu"), 0 to 1
 
 
 def parse_wrk(text: str) -> dict[str, float]:
@@ -107,7 +108,7 @@ def wrk(
         "taskset", "-c", cpu_list(cpus), ensure_wrk(), "-t1", f"-c{connections}",
         f"-d{duration_s:g}s", "--latency", "--timeout", "10s", "-s", str(LUA), url,
     ]  # fmt: skip
-    cpu_before = tree_cpu_s(server_pid)
+    cpu_before, machine_before = tree_cpu_s(server_pid), cpu_times()
     out = subprocess.run(
         cmd,
         capture_output=True,
@@ -117,6 +118,7 @@ def wrk(
         timeout=duration_s + 60,
     ).stdout
     cpu_used = tree_cpu_s(server_pid) - cpu_before
+    busy = busy_shares(machine_before, cpu_times())
     figures = parse_wrk(out)
     if "requests" not in figures:
         raise RuntimeError(f"could not read wrk's output:\n{out}")
@@ -129,6 +131,7 @@ def wrk(
         p99_ms=figures.get("p99_ms", 0.0),
         server_cpu_s=cpu_used,
         requests=int(figures["requests"]),
+        cpu_busy=busy,
     )
 
 
@@ -164,6 +167,10 @@ class ClosedLoop:
     def non_2xx(self) -> int:
         return sum(r.non_2xx for r in self.runs)
 
+    def busy(self, cpu: str) -> float:
+        """Median share of `cpu` ("cpu1", or "cpu" for the whole machine) busy during the runs."""
+        return statistics.median(r.cpu_busy.get(cpu, 0.0) for r in self.runs)
+
     @property
     def cpu_us_per_event(self) -> float:
         events = sum(r.requests for r in self.runs) * self.events_per_request
@@ -178,6 +185,7 @@ class ClosedLoop:
             "p99_ms": self.p99_ms,
             "non_2xx": self.non_2xx,
             "cpu_us_per_event": self.cpu_us_per_event,
+            "busy": {cpu: self.busy(cpu) for cpu in self.runs[0].cpu_busy} if self.runs else {},
             "runs": [r.__dict__ for r in self.runs],
         }
 

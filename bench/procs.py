@@ -78,6 +78,30 @@ def tree_cpu_s(pid: int) -> float:
     return total / _CLK_TCK
 
 
+def cpu_times() -> dict[str, tuple[int, int]]:
+    """(busy, total) jiffies per CPU ("cpu0", ...) and for the machine ("cpu"), from /proc/stat."""
+    times = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if not line.startswith("cpu"):
+            break
+        name, *fields = line.split()
+        values = [int(v) for v in fields[:8]]
+        idle = values[3] + values[4]  # idle + iowait
+        times[name] = (sum(values) - idle, sum(values))
+    return times
+
+
+def busy_shares(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> dict[str, float]:
+    """How busy each CPU was between two `cpu_times()` readings, 0 to 1."""
+    shares = {}
+    for name, (busy, total) in after.items():
+        busy0, total0 = before.get(name, (0, 0))
+        shares[name] = (busy - busy0) / (total - total0) if total > total0 else 0.0
+    return shares
+
+
 def http_status(url: str, timeout_s: float = 2.0) -> int:
     """The status of GET `url`, or 0 when nothing answers."""
     try:

@@ -16,10 +16,9 @@ from devstack.kafka import ROOT
 if TYPE_CHECKING:
     from bench.run import Results
 
-OUT_DIR = ROOT / "bench"
-MD = OUT_DIR / "results.md"
-PNG = OUT_DIR / "results.png"
-JSON = OUT_DIR / "results.json"
+# A full run's results are kept in git; a quick (development) run's go where git ignores them.
+FULL_DIR = ROOT / "bench"
+QUICK_DIR = ROOT / "bench" / ".work" / "quick"
 
 
 @dataclass(frozen=True)
@@ -127,6 +126,11 @@ def verdicts(results: Results) -> list[Verdict]:
     return out
 
 
+def _busy(row: dict[str, Any], cpus: frozenset[int]) -> str:
+    shares = [row["busy"].get(f"cpu{c}", 0.0) for c in sorted(cpus)]
+    return "/".join(f"{share:.0%}" for share in shares)
+
+
 def _mark(met: bool | None) -> str:
     return {True: "**met**", False: "**not met**", None: "not measured"}[met]
 
@@ -167,14 +171,15 @@ def markdown(results: Results) -> str:
         f"## Throughput: closed loop (wrk -t1 -c32, median of {plan.runs} runs "
         f"of {plan.run_s:g} s)",
         "",
-        f"Each server alone on CPU {cpu_list(SERVER_CPUS)}; wrk, the broker and this harness on "
+        f"Each server pinned to CPU {cpu_list(SERVER_CPUS)}; wrk, the broker and this harness to "
         f"CPU {cpu_list(LOAD_CPUS)}. One uvicorn worker with uvloop and httptools everywhere.",
         "",
         "| app | req/s | events/s | events/s min–max | × tutorial | × FastAPI hello | "
-        "wrk p50 / p99 ms | server CPU µs/event | non-2xx |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"wrk p50 / p99 ms | server CPU µs/event | CPU {cpu_list(SERVER_CPUS)} / "
+        f"CPU {cpu_list(LOAD_CPUS)} busy | non-2xx |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for key in ("bare", "hello", "tutorial", "ours_single", "ours_batch"):
+    for key in ("bare", "hello", "tutorial", "ours_single", "ours_batch", "ours_single_c128"):
         row = results.closed.get(key)
         if not row:
             continue
@@ -184,14 +189,14 @@ def markdown(results: Results) -> str:
             f"| {low:,.0f}–{high:,.0f} | {_fmt(_ratio(row['events_per_s'], tutorial), '.2f')} "
             f"| {_fmt(_ratio(row['events_per_s'], hello), '.2f')} "
             f"| {row['p50_ms']:.1f} / {row['p99_ms']:.1f} | {row['cpu_us_per_event']:.0f} "
-            f"| {row['non_2xx']} |"
+            f"| {_busy(row, SERVER_CPUS)} / {_busy(row, LOAD_CPUS)} | {row['non_2xx']} |"
         )
     if results.raw_kafka:
         raw = results.raw_kafka
         lines.append(
             f"| raw confluent-kafka produce, one Python process ({raw['message_bytes']}-byte "
             f"messages, acks=all, lz4; the physical limit) | | {raw['messages_per_s']:,.0f} | | "
-            f"{_fmt(_ratio(raw['messages_per_s'], tutorial), '.1f')} | | | | "
+            f"{_fmt(_ratio(raw['messages_per_s'], tutorial), '.1f')} | | | | | "
             f"{raw['failed']} failed |"
         )
     lines += [
@@ -199,10 +204,12 @@ def markdown(results: Results) -> str:
         "### One worker against two (COLLECTOR_WORKERS=2)",
         "",
         "Nothing pinned here: two workers cannot each have a core of their own on a 2-core "
-        "machine, so both configurations share both cores with wrk and the broker.",
+        "machine, so both configurations share both cores with wrk and the broker. The last "
+        "column tells whether a second worker had spare CPU to use at all.",
         "",
-        "| what | 1 worker events/s | 2 workers events/s | ratio | server CPU µs/event (1 / 2) |",
-        "|---|---|---|---|---|",
+        "| what | 1 worker events/s | 2 workers events/s | ratio | server CPU µs/event (1 / 2) "
+        "| machine CPU busy (1 / 2) |",
+        "|---|---|---|---|---|---|",
     ]
     for kind, noun in (("single", "single events"), ("batch", "batches of 100")):
         one, two = results.closed.get(f"w1_{kind}"), results.closed.get(f"w2_{kind}")
@@ -210,7 +217,8 @@ def markdown(results: Results) -> str:
             lines.append(
                 f"| {noun} | {one['events_per_s']:,.0f} | {two['events_per_s']:,.0f} | "
                 f"{two['events_per_s'] / one['events_per_s']:.2f}× | "
-                f"{one['cpu_us_per_event']:.0f} / {two['cpu_us_per_event']:.0f} |"
+                f"{one['cpu_us_per_event']:.0f} / {two['cpu_us_per_event']:.0f} | "
+                f"{one['busy'].get('cpu', 0):.0%} / {two['busy'].get('cpu', 0):.0%} |"
             )
     lines += [
         "",
@@ -360,9 +368,11 @@ def _method_section(results: Results) -> list[str]:
         "events carry one `event_id` (one Kafka key, one partition); batch elements have "
         f"{events.BATCH_SIZE} distinct ones.",
         f"- The machine has {os.cpu_count()} cores, and the server and the load generator compete "
-        "for them. To be fair, each single-worker server runs alone on CPU "
-        f"{cpu_list(SERVER_CPUS)} while wrk (or the open-loop generator), the Kafka broker and "
-        f"this harness share CPU {cpu_list(LOAD_CPUS)}; the two-worker comparison is unpinned. "
+        "for them. To be fair, each single-worker server is pinned to CPU "
+        f"{cpu_list(SERVER_CPUS)} (its librdkafka threads included) while wrk (or the open-loop "
+        f"generator), the Kafka broker and this harness share CPU {cpu_list(LOAD_CPUS)}; the "
+        "two-worker comparison is unpinned. Other work on the machine is not excluded: see the "
+        "load averages below. "
         "Server CPU per event is user+system time of the server's processes during the timed runs.",
         "- Runs are round-robin across the apps (run 1 of each, then run 2 of each, ...), so a "
         "noisy moment on the shared machine falls on all of them alike; ratios are of medians "
@@ -434,8 +444,11 @@ def plot(results: Results, path: Path) -> None:
 
 
 def write(results: Results) -> list[Path]:
-    MD.write_text(markdown(results))
-    plot(results, PNG)
+    out_dir = QUICK_DIR if results.plan.quick else FULL_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, png, json_path = out_dir / "results.md", out_dir / "results.png", out_dir / "results.json"
+    md.write_text(markdown(results))
+    plot(results, png)
     payload = {
         "facts": results.facts,
         "plan": results.plan.__dict__,
@@ -449,5 +462,5 @@ def write(results: Results) -> list[Path]:
         "errors": results.errors,
         "seconds": results.seconds,
     }
-    JSON.write_text(json.dumps(payload, indent=1, default=str) + "\n")
-    return [MD, PNG, JSON]
+    json_path.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    return [md, png, json_path]

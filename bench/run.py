@@ -81,6 +81,7 @@ class Target:
     body: Path
     events_per_request: int
     expect_status: int
+    connections: int = 32
     runs: list[load.WrkRun] = field(default_factory=list)
 
     @property
@@ -144,10 +145,13 @@ def closed_loop(
     """wrk on every target, round-robin so that a noisy moment hits each of them alike."""
     for target in targets:
         check_answers(target)
-        load.wrk(target.url, target.body, plan.warmup_s, target.server.pid, cpus)
+        load.wrk(target.url, target.body, plan.warmup_s, target.server.pid, cpus,
+                 target.connections)  # fmt: skip
     for run in range(plan.runs):
         for target in targets:
-            result = load.wrk(target.url, target.body, plan.run_s, target.server.pid, cpus)
+            result = load.wrk(
+                target.url, target.body, plan.run_s, target.server.pid, cpus, target.connections
+            )
             target.runs.append(result)
             progress(
                 f"{phase} run {run + 1}/{plan.runs} {target.label}: "
@@ -278,6 +282,10 @@ def run_servers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Re
                "/api/v1/collect", bodies["single"], 1, 202),
         Target("ours_batch", "our collector, batches of 100, 1 worker", ours,
                "/api/v1/collect/batch", bodies["batch"], events.BATCH_SIZE, 202),
+        # Not a target: with more clients in flight, is -c32 bound by the Kafka round trip?
+        Target("ours_single_c128", "our collector, single events, 1 worker, wrk -c128 "
+               "(for insight only)", ours, "/api/v1/collect", bodies["single"], 1, 202,
+               connections=128),
     ]  # fmt: skip
     progress(f"starting the apps on CPU {procs.cpu_list(SERVER_CPUS)}")
     with running(servers, SERVER_CPUS):
@@ -308,7 +316,7 @@ def run_servers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Re
             ours.stop()
     if ours_targets:
         held = raw_topic_records(bootstrap, ["bench-raw-1"])
-        acked = accepted_events(results, ["ours_single", "ours_batch"])
+        acked = accepted_events(results, ["ours_single", "ours_batch", "ours_single_c128"])
         results.kafka_check = {"acknowledged_at_least": acked, "on_raw_topic": held}
         progress(f"raw topic holds {held:,} records; load generators saw {acked:,} acknowledged")
 
