@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import shutil
 import socket
 import subprocess
 import threading
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.balancer import Backend, Balancer, haproxy_config
+from devstack.balancer import Backend, Balancer, ensure_haproxy, haproxy_config
 
 
 class _Replica(ThreadingHTTPServer):
@@ -89,8 +88,7 @@ def test_config_is_accepted_by_haproxy(tmp_path: Path) -> None:
     text = config.read_text()
     assert "timeout http-request 2500ms" in text
     assert "option httpchk GET /readyz" in text
-    haproxy = shutil.which("haproxy")
-    assert haproxy is not None, "the balancer tests need haproxy (apt-get install haproxy)"
+    haproxy = ensure_haproxy()  # installs it with apt-get on a fresh machine (as root)
     check = subprocess.run([haproxy, "-c", "-f", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
 
