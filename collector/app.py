@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
@@ -71,6 +72,7 @@ BODY_TOO_LARGE = "body_too_large"
 BATCH_TOO_LARGE = "batch_too_large"
 UNAUTHORIZED = "unauthorized"
 DRAINING = "draining"
+REQUEST_TIMEOUT = "request_timeout"
 INTERNAL_ERROR = "internal_error"
 
 MESSAGES: dict[str, str] = {
@@ -83,6 +85,7 @@ MESSAGES: dict[str, str] = {
     QUEUE_FULL: "the send queue is full; nothing is claimed, send it again",
     KAFKA_ERROR: "Kafka refused the record; nothing is claimed, send it again",
     DRAINING: "this collector is shutting down; send it again (to another replica)",
+    REQUEST_TIMEOUT: "the body did not arrive in time; nothing was stored, send it again",
     INTERNAL_ERROR: "unexpected error; nothing is claimed, send it again",
 }
 
@@ -96,6 +99,7 @@ STATUS: dict[str, int] = {
     BODY_TOO_LARGE: 413,
     BATCH_TOO_LARGE: 413,
     TOO_LARGE: 413,
+    REQUEST_TIMEOUT: 408,
     ACK_TIMEOUT: 503,
     QUEUE_FULL: 503,
     KAFKA_ERROR: 503,
@@ -130,6 +134,7 @@ class Collector:
         self.enveloper = enveloper
         self.draining = False
         self.max_body_bytes = settings.max_body_bytes
+        self.request_timeout_s = settings.request_timeout_s
         self._raw_topic = settings.raw_topic
         self._dead_letter_topic = settings.dead_letter_topic
         self._ack_timeout_s = settings.ack_timeout_s
@@ -149,6 +154,8 @@ class Collector:
         headers = self._retry_headers if status == 503 else _JSON
         if status == 401:
             headers = [*_JSON, (b"www-authenticate", b'Bearer realm="collector"')]
+        if status == 408:
+            headers = [*_JSON, (b"connection", b"close")]
         return Reply(status, body, headers)
 
     def problem(self, code: str) -> Reply:
@@ -361,8 +368,11 @@ class CollectorApp:
         try:
             reply = collector.gate(scope["headers"])
             if reply is None:
-                body = await _read_body(receive, collector.max_body_bytes)
+                async with asyncio.timeout(collector.request_timeout_s):
+                    body = await _read_body(receive, collector.max_body_bytes)
                 reply = collector.problem(BODY_TOO_LARGE) if body is None else await handler(body)
+        except TimeoutError:
+            reply = collector.problem(REQUEST_TIMEOUT)
         except _Disconnected:
             self.metrics.request(route, 499)
             return
@@ -403,15 +413,18 @@ async def _via_framework(
         if reply is None:
             chunks: list[bytes] = []
             size = 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > collector.max_body_bytes:
-                    break
-                chunks.append(chunk)
+            async with asyncio.timeout(collector.request_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > collector.max_body_bytes:
+                        break
+                    chunks.append(chunk)
             if size > collector.max_body_bytes:
                 reply = collector.problem(BODY_TOO_LARGE)
             else:
                 reply = await handler(b"".join(chunks))
+    except TimeoutError:
+        reply = collector.problem(REQUEST_TIMEOUT)
     except Exception:  # noqa: BLE001 - the contract: any failure is a 503 to retry, never a 500
         reply = collector.internal_error(request.url.path)
     headers = {name.decode(): value.decode() for name, value in reply.headers}
@@ -423,6 +436,7 @@ Accepts events over HTTP and answers only once Kafka has them (acks=all).
 
 * **202**: stored on the raw topic. **400 / 422**: not JSON / not an event; the input is stored on
   the dead-letter topic (acknowledged before the answer) and the reply says what was wrong.
+* **408**: the body did not arrive within the request timeout (10 s by default); nothing stored.
 * **413**: too large, nothing stored. **401**: API keys are on and the bearer is missing or wrong.
 * **503** with `Retry-After`: nothing is claimed (Kafka too slow or unreachable, send queue full,
   shutting down); send it again. No request is ever answered 500.
@@ -452,6 +466,10 @@ def _responses(ok: type, ok_text: str) -> dict[int | str, dict[str, Any]]:
         202: {"model": ok, "description": ok_text},
         400: {"model": RejectedReply, "description": "not JSON or not UTF-8; dead-lettered"},
         401: {"model": ProblemReply, "description": "API keys are on; bearer missing or wrong"},
+        408: {
+            "model": ProblemReply,
+            "description": "the body did not arrive within the request timeout; nothing stored",
+        },
         413: {"model": ProblemReply, "description": "over the size limit; nothing stored"},
         422: {"model": RejectedReply, "description": "JSON, but not an event; dead-lettered"},
         503: {

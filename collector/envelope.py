@@ -7,6 +7,8 @@ collector id are passed in, so every outcome is reproducible in a test.
 from __future__ import annotations
 
 import base64
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +37,37 @@ ERROR_CODES: dict[str, str] = {
 _LIMITS = {"event_type": 256, "schema_version": 64, "event_id": 128}
 _REQUIRED = ("event_type", "schema_version", "payload")
 _ALLOWED = frozenset((*_REQUIRED, "event_id"))
+
+
+# Number spellings a double cannot hold exactly (over 16 digits, or a 3-digit exponent): a batch
+# holding one is split from its own bytes instead of being re-encoded from the parsed values.
+_LOSSY_NUMBER = re.compile(rb"[0-9][0-9.]{16,}|[eE][+-]?[0-9]{3,}")
+_WHITESPACE = " \t\n\r"
+
+
+# Only for batches `_LOSSY_NUMBER` flags, after orjson has accepted the body as strict JSON.
+# (Numbers beyond a double's range, such as 1e400, are refused as RFC 8259 section 6 allows:
+# most consumers could not read them back.)
+_STDLIB = json.JSONDecoder()
+
+
+def _array_elements(body: bytes) -> list[tuple[object, bytes]]:
+    """Each element of a JSON array (known to be valid) with its exact bytes."""
+    text = body.decode()
+    index = len(text) - len(text.lstrip(_WHITESPACE)) + 1  # past "["
+    elements: list[tuple[object, bytes]] = []
+    while True:
+        while text[index] in _WHITESPACE:
+            index += 1
+        if text[index] == "]":
+            return elements
+        value, end = _STDLIB.raw_decode(text, index)
+        elements.append((value, text[index:end].encode()))
+        index = end
+        while text[index] in _WHITESPACE:
+            index += 1
+        if text[index] == ",":
+            index += 1
 
 
 def utc_now() -> datetime:
@@ -203,20 +236,32 @@ class Enveloper:
             return self._reject(INVALID_BATCH, body, [problem], timestamp)
         if len(events) > self.max_batch_events:
             return TooManyEvents(len(events), self.max_batch_events)
+        if _LOSSY_NUMBER.search(body):
+            return [
+                self.parsed(event, timestamp, index, raw)
+                for index, (event, raw) in enumerate(_array_elements(body))
+            ]
         return [self.parsed(event, timestamp, index) for index, event in enumerate(events)]
 
-    def parsed(self, event: object, timestamp: str, batch_index: int | None = None) -> Outcome:
-        """An already parsed event (a batch element): a new envelope object, or a rejection."""
+    def parsed(
+        self,
+        event: object,
+        timestamp: str,
+        batch_index: int | None = None,
+        raw: bytes | None = None,
+    ) -> Outcome:
+        """A parsed event (a batch element, with its `raw` bytes when known): envelope or not."""
         if not _fast_valid(event):
-            raw = orjson.dumps(event)
+            raw = orjson.dumps(event) if raw is None else raw
             return self._reject(INVALID_EVENT, raw, event_problems(event), timestamp, batch_index)
         assert type(event) is dict
         root_id = self._new_id()
-        # A batch element has no bytes of its own, so it is re-encoded (the input dict is left
-        # untouched) and the collector's members appended as for a single event.
+        # Without its own bytes a batch element is re-encoded (the input dict is left untouched;
+        # `_LOSSY_NUMBER` sends the batches this would change to the exact path), and the
+        # collector's members are appended as for a single event.
         value = b"".join(
             (
-                orjson.dumps(event)[:-1],
+                (orjson.dumps(event) if raw is None else raw.rstrip())[:-1],
                 b',"collector_timestamp":"',
                 timestamp.encode(),
                 b'","root_id":"',

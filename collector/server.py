@@ -6,8 +6,10 @@ import the function they run.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -17,8 +19,10 @@ import socket
 import sys
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from collector import logs
 from collector.app import create_app, kafka_sink
@@ -27,6 +31,55 @@ from collector.settings import Settings
 log = logging.getLogger("collector")
 
 _PR_SET_PDEATHSIG = 1
+
+
+_TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol with a deadline for each request's headers.
+
+    uvicorn has no header-read timeout: a connection opened and left silent, or one trickling its
+    headers, would be kept forever. Each request's headers must arrive within `header_timeout_s`
+    of the connection (or of the request's first byte); then 408 and the connection is closed.
+    The body has its own deadline in the app (`request_timeout_s`).
+    """
+
+    def __init__(self, *args: Any, header_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timeout_s = header_timeout_s
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(self._header_timeout_s, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _timed_out(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.write(_TIMED_OUT)
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
 
 
 class DrainingServer(uvicorn.Server):
@@ -55,7 +108,9 @@ def serve(settings: Settings, sock: socket.socket | None = None) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=functools.partial(  # type: ignore[arg-type]
+            HeaderTimeoutProtocol, header_timeout_s=settings.request_timeout_s
+        ),
         ws="none",
         lifespan="on",
         access_log=False,

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     kafka_properties: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
     readiness_interval_s: float = Field(2.0, gt=0)
     drain_timeout_s: float = Field(25.0, gt=0)
+    # A client has this long to send a whole request (headers, then body); then 408, cut off.
+    request_timeout_s: float = Field(10.0, gt=0)
     log_level: str = "INFO"
 
     @field_validator("api_keys", mode="before")

@@ -277,3 +277,44 @@ def test_hand_validation_agrees_with_the_documented_schema(event: Any) -> None:
     assert problems == expected
     outcome = Enveloper("c").event(orjson.dumps(event))
     assert isinstance(outcome, Accepted) == (expected == [])
+
+
+BIG_NUMBERS = (
+    b'{"event_type":"T","schema_version":"1","payload":'
+    b'{"big":-18446744073709551616,"tiny":1e-400,"long":0.1000000000000000000001}}'
+)
+
+
+def test_numbers_beyond_a_double_are_kept_exactly_in_single_events() -> None:
+    outcome = Enveloper("c-1").event(BIG_NUMBERS)
+    assert isinstance(outcome, Accepted)
+    assert outcome.value.startswith(BIG_NUMBERS[:-1] + b",")
+
+
+def test_numbers_beyond_a_double_are_kept_exactly_in_batches() -> None:
+    body = b" [ " + BIG_NUMBERS + b' ,\n {"event_type": "T"} , ' + BIG_NUMBERS + b" ]\n"
+    outcomes = Enveloper("c-1").batch(body)
+    assert isinstance(outcomes, list)
+    first, second, third = outcomes
+    assert isinstance(first, Accepted)
+    assert isinstance(third, Accepted)
+    assert first.value.startswith(BIG_NUMBERS[:-1] + b",")
+    assert third.value.startswith(BIG_NUMBERS[:-1] + b",")
+    assert isinstance(second, Rejected)
+    assert orjson.loads(second.value)["raw"] == '{"event_type": "T"}'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"event_type":"T","schema_version":"1","payload":{"x":NaN}}',
+        b'{"event_type":"T","schema_version":"1","payload":{"x":-Infinity}}',
+        b'{"event_type":"T","schema_version":"1","payload":{"x":"\\ud800"}}',
+        b'{"event_type":"T","schema_version":"1","payload":{"beyond_a_double":1e400}}',
+        b"[" * 100_000,
+    ],
+)
+def test_not_json_or_unreadable_by_consumers_is_invalid_json(body: bytes) -> None:
+    outcome = Enveloper("c-1").event(body)
+    assert isinstance(outcome, Rejected)
+    assert outcome.code == "invalid_json"

@@ -64,7 +64,7 @@ def cases() -> list[Case]:
         case("nested 100,000 objects deep", nested(100_000), 400, 422),
         case("nested 500,000 arrays deep", b"[" * 500_000 + b"]" * 500_000, 400, 422),
         case("nested 200 deep (fine)", nested(200), 202),
-        case("float beyond double", nested(1, "1e400"), 202, 400, 422),
+        case("float beyond double", nested(1, "1e400"), 400),
         case("tiny float", nested(1, "1e-400"), 202, 400, 422),
         case("integer of 4,000 digits", nested(1, "9" * 4000), 202, 400, 422),
         case("negative 2**64", nested(1, str(-(2**64))), 202, 400, 422),

@@ -5,7 +5,10 @@ Where the time limits live:
   must arrive within `request_timeout_s` (10 s by default) or the client gets 408 and is cut off;
   a connection that sends nothing is closed after the same time. The request reaches a replica
   only once it is complete, so a trickling client never occupies a collector.
-- The collector (uvicorn): an idle keep-alive connection is closed after uvicorn's
+- The collector itself, for when nothing stands in front of it: a request's headers must arrive
+  within `COLLECTOR_REQUEST_TIMEOUT_S` (10 s by default) of the connection or of the request's
+  first byte, and its body within the same time once the headers are in; otherwise 408 and the
+  connection is closed. An idle keep-alive connection is closed after uvicorn's
   `timeout_keep_alive` (5 s). Its event loop serves other clients while one trickles.
 """
 
@@ -55,9 +58,10 @@ def _closed_within(sock: socket.socket, timeout_s: float) -> tuple[bytes, float]
 class Trickler:
     """A client sending a request's body one byte at a time, until cut off or told to stop."""
 
-    def __init__(self, port: int, interval_s: float = 0.2) -> None:
+    def __init__(self, port: int, interval_s: float = 0.2, headers_too: bool = False) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         self.interval_s = interval_s
+        self.headers_too = headers_too
         self.cut_off_after_s: float | None = None
         self.answer = b""
         self._stop = threading.Event()
@@ -65,11 +69,15 @@ class Trickler:
 
     def _run(self) -> None:
         started = time.monotonic()
-        self.sock.sendall(
+        head = (
             b"POST /api/v1/collect HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(EVENT)}\r\n\r\n".encode()
         )
-        pending = list(EVENT[:-1])  # never the last byte: the request never completes
+        if self.headers_too:
+            pending = list(head + EVENT[:-1])
+        else:
+            self.sock.sendall(head)
+            pending = list(EVENT[:-1])  # never the last byte: the request never completes
         try:
             while not self._stop.is_set():
                 # Before each byte, look whether the server has answered (or closed) meanwhile.
@@ -149,3 +157,23 @@ def test_balancer_cuts_off_trickling_and_idle_clients(
     assert idle_closed_after_s <= 3.0
     assert [status for status, _ in results] == [202] * 30
     assert max(seconds for _, seconds in results) < 1.0
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_collector_cuts_off_trickling_and_silent_clients_itself(replicas: Replicas) -> None:
+    (replica,) = replicas.start(1, env={"COLLECTOR_REQUEST_TIMEOUT_S": "2"})
+    silent = socket.create_connection(("127.0.0.1", replica.port))
+    with Trickler(replica.port) as body, Trickler(replica.port, headers_too=True) as headers:
+        results = _timed_posts(replica.url, 30)
+        body.wait(timeout_s=6)
+        headers.wait(timeout_s=6)
+    answer, silent_closed_after_s = _closed_within(silent, 6)
+    silent.close()
+    for slow in (body, headers):
+        assert slow.cut_off_after_s is not None, "a trickling client was never cut off"
+        assert 1.5 <= slow.cut_off_after_s <= 4.5
+        assert slow.answer.startswith(b"HTTP/1.1 408")
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert silent_closed_after_s <= 4.0
+    assert [status for status, _ in results] == [202] * 30
