@@ -39,7 +39,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint kafka-jars ## every test, against a real broker on free ports
+test: lint kafka-jars k8s-check ## lint, the offline deployment gate, and every test against a real broker
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # make demo [KEEP=1] [DATA="files or URLs"] [ROWS=5000] [RATE=300] [BATCH=10] [REPLICAS=3]
