@@ -226,8 +226,8 @@ def summarise_stacks(collapsed: str, top: int = 12) -> list[FunctionTime]:
             continue
         count = int(count_text)
         frames = [_short(frame) for frame in stack.split(";")]
-        # The first frame is the process/thread name py-spy adds; skip it.
-        frames = [f for f in frames[1:] if f] or frames
+        # The first frame is the process py-spy adds; alone, the thread ran no Python code.
+        frames = [f for f in frames[1:] if f] or ["(native code, no Python frame)"]
         samples += count
         self_counts[frames[-1]] += count
         for frame in set(frames):
