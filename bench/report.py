@@ -437,7 +437,11 @@ def plot(results: Results, path: Path) -> None:
         right.set_title("Open-loop latency at fixed rates")
         right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     mode = "QUICK mode" if results.plan.quick else "full run"
-    fig.suptitle(f"make bench, {results.facts['date']} ({mode}; {results.facts['cpu']})")
+    load_avg = results.facts.get("load average at start", "?").split(" ")[0]
+    fig.suptitle(
+        f"make bench, {results.facts['date']} ({mode}; {results.facts['cpu']}; "
+        f"load average at start {load_avg})"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
