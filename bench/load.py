@@ -22,33 +22,44 @@ OPENLOOP_BIN = WORK / "openloop"
 _UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
+def _apt_install(package: str) -> None:
+    print(f"installing {package} with apt-get", file=sys.stderr, flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", package], check=True, env=env, capture_output=True
+    )
+
+
+def _can_apt() -> bool:
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
 def ensure_wrk() -> str:
     """wrk from Debian: installed with apt-get when missing and we are root, else say how."""
+    if not shutil.which("wrk") and _can_apt():
+        _apt_install("wrk")
     found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("installing wrk with apt-get", file=sys.stderr, flush=True)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "wrk"], check=True, env=env, capture_output=True
-        )
-        found = shutil.which("wrk")
     if not found:
         raise SystemExit("wrk is needed: `sudo apt-get install wrk` (Debian/Ubuntu), then retry")
     return found
 
 
+def _go() -> str | None:
+    return shutil.which("go") or next(
+        (p for p in ("/usr/local/go/bin/go", "/usr/lib/go/bin/go") if Path(p).exists()), None
+    )
+
+
 def ensure_openloop() -> Path:
-    """Build the open-loop generator with the local Go toolchain (standard library only)."""
+    """Build the open-loop generator with Go (standard library only; Debian's golang-go does)."""
     if OPENLOOP_BIN.exists() and OPENLOOP_BIN.stat().st_mtime >= OPENLOOP_SRC.stat().st_mtime:
         return OPENLOOP_BIN
-    go = shutil.which("go") or (
-        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
-    )
+    if _go() is None and _can_apt():
+        _apt_install("golang-go")
+    go = _go()
     if go is None:
-        raise SystemExit("Go is needed to build bench/openloop: install it (Debian: golang-go)")
+        raise SystemExit("Go is needed to build bench/openloop: `sudo apt-get install golang-go`")
     WORK.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [go, "build", "-o", str(OPENLOOP_BIN), str(OPENLOOP_SRC)],
