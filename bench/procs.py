@@ -215,8 +215,8 @@ def py_spy(pid: int, duration_s: float, out: Path) -> list[FunctionTime]:
     return summarise_stacks(out.read_text())
 
 
-def summarise_stacks(collapsed: str, top: int = 12) -> list[FunctionTime]:
-    """Self and inclusive shares per function from py-spy's collapsed stacks."""
+def summarise_stacks(collapsed: str, top: int = 300) -> list[FunctionTime]:
+    """Self and inclusive shares per function from py-spy's collapsed stacks, by self share."""
     self_counts: Counter[str] = Counter()
     total_counts: Counter[str] = Counter()
     samples = 0
@@ -234,10 +234,12 @@ def summarise_stacks(collapsed: str, top: int = 12) -> list[FunctionTime]:
             total_counts[frame] += count
     if not samples:
         return []
-    return [
-        FunctionTime(name, count / samples, total_counts[name] / samples)
-        for name, count in self_counts.most_common(top)
+    rows = [
+        FunctionTime(name, self_counts[name] / samples, count / samples)
+        for name, count in total_counts.items()
     ]
+    rows.sort(key=lambda r: (r.self_share, r.total_share), reverse=True)
+    return rows[:top]
 
 
 def _short(frame: str) -> str:

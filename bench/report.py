@@ -352,7 +352,16 @@ def _profile_section(results: Results) -> list[str]:
             "| function | self | total |",
             "|---|---|---|",
         ]
+        own = sorted(
+            (r for r in rows if "(collector/" in r.name or "(producer/" in r.name),
+            key=lambda r: r.total_share,
+            reverse=True,
+        )[:6]
         lines += [f"| `{r.name}` | {r.self_share:.1%} | {r.total_share:.1%} |" for r in rows[:10]]
+        if own:
+            header = ["| function | self | total |", "|---|---|---|"]
+            lines += ["", "the project's own functions, by total:", "", *header]
+            lines += [f"| `{r.name}` | {r.self_share:.1%} | {r.total_share:.1%} |" for r in own]
     return lines
 
 
@@ -462,7 +471,7 @@ def write(results: Results) -> list[Path]:
         "raw_kafka": results.raw_kafka,
         "kafka_check": results.kafka_check,
         "producer": results.producer,
-        "profiles": {k: [r.__dict__ for r in v] for k, v in results.profiles.items()},
+        "profiles": {k: [r.__dict__ for r in v[:40]] for k, v in results.profiles.items()},
         "errors": results.errors,
         "seconds": results.seconds,
     }
