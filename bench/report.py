@@ -328,6 +328,10 @@ def _producer_section(results: Results) -> list[str]:
     return lines
 
 
+# Frames every sample passes through on the way in; they say nothing about where time goes.
+_ENTRY_POINTS = frozenset({"<module>", "main", "serve", "run_replay"})
+
+
 def _profile_section(results: Results) -> list[str]:
     if not results.profiles:
         return []
@@ -353,7 +357,12 @@ def _profile_section(results: Results) -> list[str]:
             "|---|---|---|",
         ]
         own = sorted(
-            (r for r in rows if "(collector/" in r.name or "(producer/" in r.name),
+            (
+                r
+                for r in rows
+                if ("(collector/" in r.name or "(producer/" in r.name)
+                and r.name.split(" (")[0] not in _ENTRY_POINTS
+            ),
             key=lambda r: r.total_share,
             reverse=True,
         )[:6]
