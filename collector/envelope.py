@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,13 +38,24 @@ _REQUIRED = ("event_type", "schema_version", "payload")
 _ALLOWED = frozenset((*_REQUIRED, "event_id"))
 
 
-# Number spellings a double cannot hold exactly (over 16 digits, or a 3-digit exponent): a batch
+# Number spellings a double cannot hold exactly (17 or more digits, a 3-digit exponent): a batch
 # holding one is split from its own bytes instead of being re-encoded from the parsed values.
-_LOSSY_NUMBER = re.compile(rb"[0-9][0-9.]{16,}|[eE][+-]?[0-9]{3,}")
+# Digits and dots fold to "0" and signs vanish, so two C substring searches find them (a regular
+# expression over the body cost 5 us per event; this, under 1).
+_FOLD_NUMBERS = bytes.maketrans(b"123456789.E", b"0000000000e")
+_LONG_DIGITS = b"0" * 17
+_LONG_EXPONENT = b"e000"
+
+
+def _may_lose_numbers(body: bytes) -> bool:
+    folded = body.translate(_FOLD_NUMBERS, b"+-")
+    return _LONG_DIGITS in folded or _LONG_EXPONENT in folded
+
+
 _WHITESPACE = " \t\n\r"
 
 
-# Only for batches `_LOSSY_NUMBER` flags, after orjson has accepted the body as strict JSON.
+# Only for batches `_may_lose_numbers` flags, after orjson has accepted the body as strict JSON.
 # (Numbers beyond a double's range, such as 1e400, are refused as RFC 8259 section 6 allows:
 # most consumers could not read them back.)
 _STDLIB = json.JSONDecoder()
@@ -236,7 +246,7 @@ class Enveloper:
             return self._reject(INVALID_BATCH, body, [problem], timestamp)
         if len(events) > self.max_batch_events:
             return TooManyEvents(len(events), self.max_batch_events)
-        if _LOSSY_NUMBER.search(body):
+        if _may_lose_numbers(body):
             return [
                 self.parsed(event, timestamp, index, raw)
                 for index, (event, raw) in enumerate(_array_elements(body))
@@ -257,7 +267,7 @@ class Enveloper:
         assert type(event) is dict
         root_id = self._new_id()
         # Without its own bytes a batch element is re-encoded (the input dict is left untouched;
-        # `_LOSSY_NUMBER` sends the batches this would change to the exact path), and the
+        # `_may_lose_numbers` sends the batches this would change to the exact path), and the
         # collector's members are appended as for a single event.
         value = b"".join(
             (
