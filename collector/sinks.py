@@ -100,6 +100,10 @@ def producer_config(
         # wait much (5 ms cost a sequential client ~7 ms per request); under load, batches form
         # anyway while earlier requests are in flight.
         "linger.ms": 1,
+        # Nagle's algorithm would hold a small produce request back until the previous one is
+        # acknowledged by TCP; every request here is latency a client is waiting on (measured:
+        # about 10% more single events per second at 32 connections).
+        "socket.nagle.disable": True,
         # lz4: cheap on CPU, and taxi-like JSON shrinks about 3x on the wire and on disk.
         "compression.type": "lz4",
         # librdkafka gives up on a record about when the client is told to retry, so an outage
