@@ -212,23 +212,9 @@ class Enveloper:
             return self._unparsable(body, exc)
         if not _fast_valid(event):
             return self._reject(INVALID_EVENT, body, event_problems(event), rfc3339(self._clock()))
-        root_id = self._new_id()
-        timestamp = rfc3339(self._clock())
         # The envelope is the body's own bytes plus three members: the payload stays exactly as
         # sent (number spellings, escapes, integers beyond 64 bits), and nothing is re-encoded.
-        value = b"".join(
-            (
-                body.rstrip()[:-1],
-                b',"collector_timestamp":"',
-                timestamp.encode(),
-                b'","root_id":"',
-                root_id.encode(),
-                b'","collector_id":',
-                self._id_json,
-                b"}",
-            )
-        )
-        return self._accepted(event, value, root_id)
+        return self._envelope(event, body, rfc3339(self._clock()))
 
     def batch(self, body: bytes) -> list[Outcome] | Rejected | TooManyEvents:
         """A batch body: one outcome per element, or one rejection for the whole body."""
@@ -265,13 +251,16 @@ class Enveloper:
             raw = orjson.dumps(event) if raw is None else raw
             return self._reject(INVALID_EVENT, raw, event_problems(event), timestamp, batch_index)
         assert type(event) is dict
-        root_id = self._new_id()
         # Without its own bytes a batch element is re-encoded (the input dict is left untouched;
-        # `_may_lose_numbers` sends the batches this would change to the exact path), and the
-        # collector's members are appended as for a single event.
+        # `_may_lose_numbers` sends the batches this would change to the exact path).
+        return self._envelope(event, orjson.dumps(event) if raw is None else raw, timestamp)
+
+    def _envelope(self, event: dict[str, Any], raw: bytes, timestamp: str) -> Accepted:
+        """A new object: the event's JSON object bytes with the collector's members appended."""
+        root_id = self._new_id()
         value = b"".join(
             (
-                (orjson.dumps(event) if raw is None else raw.rstrip())[:-1],
+                raw.rstrip()[:-1],
                 b',"collector_timestamp":"',
                 timestamp.encode(),
                 b'","root_id":"',
