@@ -314,7 +314,8 @@ class Broker:
 
     def create_topics(self, names: Iterable[str], partitions: int = DEFAULT_PARTITIONS) -> None:
         """Create topics (librdkafka never auto-creates them); existing ones are left alone."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        # Errors only: librdkafka's informational lines would interleave with the caller's output.
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 3})
         futures = admin.create_topics(
             [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names],
             operation_timeout=30,
