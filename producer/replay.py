@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import sys
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -73,6 +74,18 @@ def units_of(
             events = [Event(f"{name}:{part.first_row + i}", body) for i, body in enumerate(bodies)]
             for start in range(0, len(events), size):
                 yield events[start : start + size]
+
+
+def _take(
+    units: Iterator[list[Event]], n: int
+) -> tuple[list[list[Event]], OSError | ValueError | pa.ArrowException | None]:
+    """Up to `n` units, and the read error that ended them early, if any."""
+    chunk: list[list[Event]] = []
+    try:
+        chunk.extend(itertools.islice(units, n))
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        return chunk, exc
+    return chunk, None
 
 
 class Progress:
@@ -151,15 +164,22 @@ async def replay(
     async def read() -> None:
         # Reading and converting run in a thread (Arrow releases the GIL), one batch at a time.
         units = units_of(paths, settings)
+        # One thread hop per read batch, not per unit: for single events a hop per event
+        # costs as much as sending it.
+        take = settings.read_batch_rows // settings.batch_size or 1
         try:
             while not stop.is_set():
-                unit = await asyncio.to_thread(next, units, None)
-                if unit is None:
+                chunk, error = await asyncio.to_thread(_take, units, take)
+                for unit in chunk:
+                    if stop.is_set():
+                        break
+                    await queue.put(unit)
+                if error is not None:
+                    # A file that cannot be read on: what was read is still sent and summarised.
+                    errors.append(f"{type(error).__name__}: {error}")
                     break
-                await queue.put(unit)
-        except (OSError, ValueError, pa.ArrowException) as exc:
-            # A file that cannot be read on: what was read is still sent and summarised.
-            errors.append(f"{type(exc).__name__}: {exc}")
+                if len(chunk) < take:
+                    break
         finally:
             with contextlib.suppress(ValueError):  # still running in its thread if cancelled
                 units.close()

@@ -173,26 +173,26 @@ class Sender:
         self._clock = clock
         self._rng = rng or random.Random()
         self._give_up_at_s = float("inf")
+        self._headers = httpx.Headers({"content-type": "application/json"})
+        self._collect_url = client.build_request("POST", COLLECT_PATH).url
+        self._batch_url = client.build_request("POST", BATCH_PATH).url
 
     def give_up_after(self, seconds: float) -> None:
         """Stop retrying `seconds` from now (draining on SIGTERM); left-overs count as failed."""
         self._give_up_at_s = min(self._give_up_at_s, self._clock() + seconds)
 
-    async def _post(self, path: str, body: bytes) -> tuple[int, bytes, float | None]:
+    async def _post(self, url: httpx.URL, body: bytes) -> tuple[int, bytes, float | None]:
         """Status, body and Retry-After of one attempt; status 0 for a transport error."""
+        # The URL and headers are built once per sender: per request, only the body changes.
+        request = self._client.build_request("POST", url, content=body, headers=self._headers)
         try:
-            response = await self._client.post(
-                path, content=body, headers={"content-type": "application/json"}
-            )
+            response = await self._client.send(request)
         except httpx.TransportError as exc:
             self._stats.saw(type(exc).__name__)
             return 0, b"", None
-        self._stats.saw(str(response.status_code))
-        return (
-            response.status_code,
-            response.content,
-            retry_after_s(response.headers.get("retry-after")),
-        )
+        status = response.status_code
+        self._stats.saw(str(status))
+        return status, response.content, retry_after_s(response.headers.get("retry-after"))
 
     def _may_retry(self, attempt: int, started_s: float, pause_s: float) -> bool:
         resume_s = self._clock() + pause_s
@@ -209,7 +209,7 @@ class Sender:
         attempt = 0
         while True:
             attempt += 1
-            status, _, retry_after = await self._post(COLLECT_PATH, event.body)
+            status, _, retry_after = await self._post(self._collect_url, event.body)
             outcome = Outcome.RETRY if status == 0 else outcome_of(status)
             if outcome is Outcome.RETRY:
                 pause_s = self._policy.delay_s(attempt, retry_after, self._rng)
@@ -231,7 +231,7 @@ class Sender:
         while pending:
             attempt += 1
             body = b"[" + b",".join(events[i].body for i in pending) + b"]"
-            status, answer, retry_after = await self._post(BATCH_PATH, body)
+            status, answer, retry_after = await self._post(self._batch_url, body)
             if status == 413 and len(pending) > 1:
                 # Too large as a whole: halve it rather than reject events that fit alone.
                 half = len(pending) // 2
