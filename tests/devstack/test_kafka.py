@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,38 @@ def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(kafka_module.os, "geteuid", lambda: 1000)
     with pytest.raises(KafkaSetupError, match=r"java and mvn not found.*apt-get install"):
         kafka_module.ensure_tools()
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_killed_test_run_leaves_no_broker_behind(tmp_path: Path) -> None:
+    # What the session fixture does, in a process that is then killed without any clean-up.
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from devstack.kafka import Broker, free_port\n"
+        f"broker = Broker(Path({str(tmp_path)!r}), port=free_port(), die_with_parent=True)\n"
+        "broker.start()\n"
+        "print(broker.running_pid(), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    ) as runner:
+        _kill_and_check(runner, tmp_path)
+
+
+def _kill_and_check(runner: subprocess.Popen[str], state: Path) -> None:
+    try:
+        assert runner.stdout is not None
+        pid = int(runner.stdout.readline())
+        assert process_alive(pid)
+        runner.kill()
+        runner.wait(timeout=10)
+        deadline = time.monotonic() + 60
+        while process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not process_alive(pid), "the broker outlived the process that started it"
+    finally:
+        runner.kill()
+        Broker(state).stop()
