@@ -40,6 +40,15 @@ class Pacer:
         self._next_s = due + n / self.rate_per_s
         return max(0.0, due - now)
 
+    def resync(self) -> None:
+        """Drop any lateness: the schedule goes on from now, with no catch-up burst.
+
+        For a one-off stall that is not the rate's doing (the first request pays for the
+        connection and lazy imports): catching up on it would send a flood right after.
+        """
+        if self._next_s is not None:
+            self._next_s = max(self._next_s, self._clock())
+
     async def acquire(self, n: int = 1) -> None:
         wait_s = self.reserve(n)
         if wait_s > 0:

@@ -186,15 +186,27 @@ async def replay(
             for _ in range(settings.concurrency):
                 await queue.put(_DONE)
 
-    async def send() -> None:
-        while (unit := await queue.get()) is not _DONE:
-            if stop.is_set():
-                continue  # not sent, not counted: drain the queue to reach the end marker
-            await pacer.acquire(len(unit))
-            if settings.batch_size > 1:
-                await sender.send_batch(unit)
-            else:
-                await sender.send(unit[0])
+    warmed = asyncio.Event()
+
+    async def send(lead: bool) -> None:
+        # The lead sends the first unit alone; the schedule starts once it is answered, so
+        # the first connection and lazy imports are not caught up on with a burst after.
+        if not lead:
+            await warmed.wait()
+        try:
+            while (unit := await queue.get()) is not _DONE:
+                if stop.is_set():
+                    continue  # not sent, not counted: drain the queue to reach the end marker
+                await pacer.acquire(len(unit))
+                if settings.batch_size > 1:
+                    await sender.send_batch(unit)
+                else:
+                    await sender.send(unit[0])
+                if not warmed.is_set():
+                    pacer.resync()
+                    warmed.set()
+        finally:
+            warmed.set()
 
     async def on_stop() -> None:
         await stop.wait()
@@ -203,7 +215,7 @@ async def replay(
     progress = Progress(stats, total, settings.progress_interval_s, stderr)
     helpers = [asyncio.create_task(progress.run()), asyncio.create_task(on_stop())]
     try:
-        await asyncio.gather(read(), *(send() for _ in range(settings.concurrency)))
+        await asyncio.gather(read(), *(send(lead=i == 0) for i in range(settings.concurrency)))
     finally:
         for task in helpers:
             task.cancel()

@@ -85,3 +85,21 @@ def test_real_clock_rate_is_accurate() -> None:
 
     elapsed_s = asyncio.run(main())
     assert elapsed_s == pytest.approx(399 / 400, rel=0.1)
+
+
+def test_resync_drops_lateness_so_no_burst_follows_a_stall() -> None:
+    t = FakeTime()
+    pacer = Pacer(100, burst_s=0.2, clock=t.clock, sleep=t.sleep)
+    assert pacer.reserve() == 0.0
+    t.now_s += 0.5  # the first send took long: without resync, 0.2 s of tokens are free
+    pacer.resync()
+    waits = [pacer.reserve() for _ in range(4)]
+    assert waits == pytest.approx([0.0, 0.01, 0.02, 0.03])
+
+
+def test_resync_keeps_a_schedule_that_is_ahead() -> None:
+    t = FakeTime()
+    pacer = Pacer(10, clock=t.clock, sleep=t.sleep)
+    pacer.reserve(5)  # the next token is due 0.5 s from now
+    pacer.resync()
+    assert pacer.reserve() == pytest.approx(0.5)
