@@ -84,7 +84,9 @@ def test_real_clock_rate_is_accurate() -> None:
         return time.monotonic() - started
 
     elapsed_s = asyncio.run(main())
-    assert elapsed_s == pytest.approx(399 / 400, rel=0.1)
+    # Never faster than the rate; slower only by how late a loaded machine wakes the last sleeper
+    # (the precise figure is the benchmark's; the fake-clock tests above hold the schedule exact).
+    assert 0.98 * 399 / 400 <= elapsed_s < 2.0
 
 
 def test_resync_drops_lateness_so_no_burst_follows_a_stall() -> None:

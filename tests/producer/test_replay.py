@@ -191,10 +191,10 @@ def test_a_slow_first_request_is_not_caught_up_on_with_a_burst(samples: list[Pat
             time.sleep(0.3)  # the first connection and lazy imports, exaggerated
         return httpx.Response(202)
 
-    summary = run(samples, handler, rate_per_s=100, max_records=30, concurrency=8)
-    assert summary.stats.accepted == 30
+    summary = run(samples, handler, rate_per_s=100, max_records=60, concurrency=8)
+    assert summary.stats.accepted == 60
     after_first = [t - arrivals[0] - 0.3 for t in arrivals[1:]]
     # Without a fresh start, 0.2 s of credit would send ~20 events at once after the stall.
     assert sum(1 for t in after_first if t < 0.05) <= 7, after_first
     rate = (len(after_first) - 1) / (after_first[-1] - after_first[0])
-    assert rate == pytest.approx(100, rel=0.1)
+    assert rate == pytest.approx(100, rel=0.15)
