@@ -13,18 +13,10 @@ from devstack.balancer import Balancer
 from devstack.demo import topic_count
 from devstack.kafka import Broker
 from tests.conftest import Topics
-from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay
+from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay, wait_for
 
 # Readiness is checked every half second here (2 s by default) so the test can watch it turn.
 FAST_READINESS = {"COLLECTOR_READINESS_INTERVAL_S": "0.5", "COLLECTOR_ACK_TIMEOUT_S": "2"}
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout_s}s")
-        time.sleep(0.1)
 
 
 @pytest.mark.kafka

@@ -15,15 +15,7 @@ from devstack.balancer import Balancer
 from devstack.demo import collector_id_of, topic_count
 from devstack.kafka import Broker, read_topic
 from tests.conftest import Topics
-from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout_s}s")
-        time.sleep(0.05)
+from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay, wait_for
 
 
 @pytest.mark.kafka
