@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, Message
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -344,40 +344,13 @@ def process_alive(pid: int, process: subprocess.Popen[bytes] | None = None) -> b
 
 def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[Message]:
     """Every message now on `topic`, read up to each partition's high watermark, in order."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"read-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": True,
-        }
-    )
+    # The reconciliation's reader: one way of reading a topic to its end, for tools and tests.
+    from producer.reconcile import TopicReadError, read_to_end
+
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        if metadata.error is not None:
-            raise KafkaSetupError(f"topic {topic}: {metadata.error}")
-        ends: dict[int, int] = {}
-        for partition in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            if high > low:
-                ends[partition] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-        messages: list[Message] = []
-        deadline = time.monotonic() + timeout_s
-        while ends and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=10_000, timeout=0.5):
-                if message.error() is not None:
-                    continue  # partition EOF
-                messages.append(message)
-                partition, offset = message.partition(), message.offset()
-                if partition in ends and offset is not None and offset + 1 >= ends[partition]:
-                    del ends[partition]
-        if ends:
-            raise KafkaSetupError(f"timed out reading {topic}; partitions left: {sorted(ends)}")
-        return messages
-    finally:
-        consumer.close()
+        return list(read_to_end(bootstrap_servers, topic, timeout_s))
+    except TopicReadError as exc:
+        raise KafkaSetupError(str(exc)) from exc
 
 
 def main(argv: list[str] | None = None) -> int:

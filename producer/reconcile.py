@@ -179,10 +179,8 @@ class TopicReadError(RuntimeError):
     """A topic could not be read to its end in time."""
 
 
-def read_to_end(
-    bootstrap_servers: str, topic: str, timeout_s: float
-) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """(key, value) of every record now on `topic`, each partition read to its high watermark.
+def read_to_end(bootstrap_servers: str, topic: str, timeout_s: float) -> Iterator[Any]:
+    """Every record now on `topic` (confluent-kafka Messages), each partition to its high watermark.
 
     Partitions are assigned directly, without a consumer group rebalance, and nothing is committed.
     """
@@ -219,7 +217,7 @@ def read_to_end(
                 partition, offset = message.partition(), message.offset()
                 if partition not in ends or offset is None or offset >= ends[partition]:
                     continue
-                yield message.key(), message.value()
+                yield message
                 if offset + 1 >= ends[partition]:
                     del ends[partition]
     finally:
@@ -249,10 +247,10 @@ def reconcile(
         event_type=event_type,
         schema_version=schema_version,
     )
-    for key, value in read_to_end(bootstrap_servers, raw_topic, timeout_s):
-        reconciler.add_raw(key, value)
-    for key, value in read_to_end(bootstrap_servers, dead_letter_topic, timeout_s):
-        reconciler.add_dead_letter(key, value)
+    for message in read_to_end(bootstrap_servers, raw_topic, timeout_s):
+        reconciler.add_raw(message.key(), message.value())
+    for message in read_to_end(bootstrap_servers, dead_letter_topic, timeout_s):
+        reconciler.add_dead_letter(message.key(), message.value())
     if check_payloads:
         for name, path in files:
             for part in source.iter_row_batches(path):
