@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,19 +75,25 @@ def source_value(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def test_three_parallel_replays_arrive_complete_and_exact(
-    kafka: Broker, topics: Topics, months: list[Path], tmp_path: Path
-) -> None:
-    collector = CollectorProcess(
+@pytest.fixture
+def collector(kafka: Broker, topics: Topics, tmp_path: Path) -> Iterator[CollectorProcess]:
+    """A real collector process on the session's broker, stopped (drained) after the test."""
+    process = CollectorProcess(
         kafka.bootstrap_servers, topics.raw, topics.dead_letter,
         log_path=tmp_path / "collector.log",
     )  # fmt: skip
-    collector.start()
+    process.start()
     try:
-        replays = [start_replay([m], collector.url, "--concurrency", "8") for m in months]
-        summaries = [finish(p) for p in replays]
+        yield process
     finally:
-        collector.stop()
+        process.stop()
+
+
+def test_three_parallel_replays_arrive_complete_and_exact(
+    kafka: Broker, topics: Topics, months: list[Path], collector: CollectorProcess
+) -> None:
+    replays = [start_replay([m], collector.url, "--concurrency", "8") for m in months]
+    summaries = [finish(p) for p in replays]
     for summary in summaries:
         assert (summary["records"], summary["accepted"], summary["failed"]) == (ROWS, ROWS, 0)
 
@@ -138,22 +145,14 @@ def test_a_collector_that_comes_up_late_still_gets_everything(
 
 
 def test_rate_against_the_real_collector(
-    kafka: Broker, topics: Topics, months: list[Path], tmp_path: Path
+    kafka: Broker, topics: Topics, months: list[Path], collector: CollectorProcess
 ) -> None:
-    collector = CollectorProcess(
-        kafka.bootstrap_servers, topics.raw, topics.dead_letter,
-        log_path=tmp_path / "collector.log",
+    events = 4 * RATE_PER_S  # several seconds' worth
+    replay = start_replay(
+        months[:1], collector.url, "--rate", str(RATE_PER_S), "--max-records", str(events),
+        "--concurrency", "32",
     )  # fmt: skip
-    collector.start()
-    try:
-        events = 4 * RATE_PER_S  # several seconds' worth
-        replay = start_replay(
-            months[:1], collector.url, "--rate", str(RATE_PER_S), "--max-records", str(events),
-            "--concurrency", "32",
-        )  # fmt: skip
-        summary = finish(replay)
-    finally:
-        collector.stop()
+    summary = finish(replay)
     assert (summary["accepted"], summary["failed"]) == (events, 0)
     # The rate at which events landed, from the collector's own acceptance times.
     landed = sorted(
