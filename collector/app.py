@@ -178,6 +178,23 @@ class Collector:
             return self._problems[BODY_TOO_LARGE]
         return None
 
+    async def respond(
+        self,
+        headers: Iterable[tuple[bytes, bytes]],
+        receive: Receive,
+        handler: Callable[[bytes], Awaitable[Reply]],
+    ) -> Reply:
+        """The answer to one collect request: the gate, the body within its deadline, `handler`."""
+        reply = self.gate(headers)
+        if reply is not None:
+            return reply
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                body = await _read_body(receive, self.max_body_bytes)
+        except TimeoutError:
+            return self._problems[REQUEST_TIMEOUT]
+        return self._problems[BODY_TOO_LARGE] if body is None else await handler(body)
+
     def _authorized(self, authorization: bytes | None) -> bool:
         if authorization is None:
             return False
@@ -366,13 +383,7 @@ class CollectorApp:
     ) -> None:
         collector = self.collector
         try:
-            reply = collector.gate(scope["headers"])
-            if reply is None:
-                async with asyncio.timeout(collector.request_timeout_s):
-                    body = await _read_body(receive, collector.max_body_bytes)
-                reply = collector.problem(BODY_TOO_LARGE) if body is None else await handler(body)
-        except TimeoutError:
-            reply = collector.problem(REQUEST_TIMEOUT)
+            reply = await collector.respond(scope["headers"], receive, handler)
         except _Disconnected:
             self.metrics.request(route, 499)
             return
@@ -409,22 +420,7 @@ async def _via_framework(
 ) -> Response:
     # The same behaviour as the ASGI fast path, for when FastAPI is mounted on its own.
     try:
-        reply = collector.gate(request.headers.raw)
-        if reply is None:
-            chunks: list[bytes] = []
-            size = 0
-            async with asyncio.timeout(collector.request_timeout_s):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > collector.max_body_bytes:
-                        break
-                    chunks.append(chunk)
-            if size > collector.max_body_bytes:
-                reply = collector.problem(BODY_TOO_LARGE)
-            else:
-                reply = await handler(b"".join(chunks))
-    except TimeoutError:
-        reply = collector.problem(REQUEST_TIMEOUT)
+        reply = await collector.respond(request.headers.raw, request.receive, handler)
     except Exception:  # noqa: BLE001 - the contract: any failure is a 503 to retry, never a 500
         reply = collector.internal_error(request.url.path)
     headers = {name.decode(): value.decode() for name, value in reply.headers}
