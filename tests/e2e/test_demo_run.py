@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from devstack.kafka import ROOT, free_port
+from devstack.kafka import ROOT, Broker, free_port, process_alive
 
 
 @pytest.mark.kafka
@@ -39,3 +40,36 @@ def test_demo_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
     assert "everything stopped" in result.stderr
     assert not (state_dir / "stack.json").exists()
     assert not (state_dir / "kafka" / "broker.pid").exists()
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_demo_keep_leaves_swagger_up_and_demo_down_stops_it(tmp_path: Path) -> None:
+    state_dir = tmp_path / "demo"
+    up = subprocess.run(
+        [sys.executable, "-m", "devstack.demo", "up", "--dir", str(state_dir), "--keep",
+         "--rows", "100", "--rate", "200", "--replicas", "2",
+         "--kafka-port", str(free_port()), "--port", str(free_port())],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr[-3000:]
+        printed = up.stdout + up.stderr
+        docs = next(line.split()[-1] for line in printed.splitlines() if "Swagger UI" in line)
+        assert "Stop it with: make demo-down" in printed
+        # The demo's own process has exited; what it started still answers.
+        with urllib.request.urlopen(docs, timeout=10) as response:
+            assert response.status == 200
+            assert b"swagger" in response.read().lower()
+        state = json.loads((state_dir / "stack.json").read_text())
+        broker_pid = Broker(Path(state["broker_dir"])).running_pid()
+        pids = [*state["collectors"].values(), state["haproxy"], broker_pid]
+        assert all(process_alive(pid) for pid in pids if pid)
+    finally:
+        down = subprocess.run(
+            [sys.executable, "-m", "devstack.demo", "down", "--dir", str(state_dir)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert "demo stack stopped" in down.stdout
+    assert not any(process_alive(pid) for pid in pids if pid)
+    assert not (state_dir / "stack.json").exists()
