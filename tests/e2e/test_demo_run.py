@@ -64,7 +64,8 @@ def test_demo_keep_leaves_swagger_up_and_demo_down_stops_it(tmp_path: Path) -> N
         state = json.loads((state_dir / "stack.json").read_text())
         broker_pid = Broker(Path(state["broker_dir"])).running_pid()
         pids = [*state["collectors"].values(), state["haproxy"], broker_pid]
-        assert all(process_alive(pid) for pid in pids if pid)
+        assert len(pids) == 4
+        assert all(pid and process_alive(pid) for pid in pids)
     finally:
         down = subprocess.run(
             [sys.executable, "-m", "devstack.demo", "down", "--dir", str(state_dir)],
