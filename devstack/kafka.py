@@ -100,6 +100,18 @@ def fetch_jars(jars_dir: Path = JARS_DIR) -> Path:
     return jars_dir
 
 
+def new_cluster_id() -> str:
+    """16 random bytes, url-safe base64 without padding, never starting with "-".
+
+    An id starting with "-" would be read as an option by the storage tool (Kafka's own
+    generator draws again in that case too).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -238,7 +250,7 @@ class Broker:
             "-cp", f"{jars}/*",
         ]  # fmt: skip
         if not (self.state_dir / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = new_cluster_id()
             subprocess.run(
                 [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
                 check=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,12 @@ def _kill_and_check(runner: subprocess.Popen[str], state: Path) -> None:
     finally:
         runner.kill()
         Broker(state).stop()
+
+
+def test_cluster_ids_never_look_like_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first draw encodes to "-..." (0xF8 in the top bits); the tool would take it for a flag.
+    draws = iter([uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(int=1)])
+    monkeypatch.setattr(kafka_module.uuid, "uuid4", lambda: next(draws))
+    cluster_id = kafka_module.new_cluster_id()
+    assert not cluster_id.startswith("-")
+    assert len(cluster_id) == 22
