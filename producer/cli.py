@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     rc.add_argument("--raw-topic")
     rc.add_argument("--dead-letter-topic")
     rc.add_argument("--check-payloads", action="store_true", default=None)
+    rc.add_argument(
+        "--by-collector", action="store_true", default=None, help="records per collector_id"
+    )
     rc.add_argument("--event-type")
     rc.add_argument("--schema-version")
     rc.add_argument("--read-timeout-s", type=float)
@@ -137,7 +140,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
             timeout_s=settings.read_timeout_s,
             max_rows=settings.max_records,
         )
-    report = result.report()
+    report = result.report(by_collector=settings.by_collector)
     print(orjson.dumps(report).decode(), flush=True)
     return 0 if result.ok else EXIT_FAILED
 

@@ -7,6 +7,7 @@ import hashlib
 import time
 import uuid
 from array import array
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ class Reconciler:
     unexpected: int = 0
     payload_mismatches: int = 0
     other_files: int = 0
+    # Records of these files per `collector_id`: how the load was spread over the replicas.
+    by_collector: Counter[str] = field(default_factory=Counter)
     _files: dict[str, _File] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -99,6 +102,7 @@ class Reconciler:
             return
         file, row = where
         self.raw += 1
+        self.by_collector[str(envelope.get("collector_id"))] += 1
         self._mark(file, row)
         if key_id != event_id or not isinstance(envelope.get("payload"), dict):
             self.unexpected += 1
@@ -153,7 +157,7 @@ class Reconciler:
             if seen and seen != (digest(orjson.loads(text)) or 1):
                 self.payload_mismatches += 1
 
-    def report(self) -> dict[str, Any]:
+    def report(self, *, by_collector: bool = False) -> dict[str, Any]:
         expected = sum(f.rows for f in self._files.values())
         missing = sum(f.seen.count(0) for f in self._files.values())
         result: dict[str, Any] = {
@@ -167,6 +171,8 @@ class Reconciler:
         }
         if self.check_payloads:
             result["payload_mismatches"] = self.payload_mismatches
+        if by_collector:
+            result["by_collector"] = dict(sorted(self.by_collector.items()))
         return result
 
     @property

@@ -78,6 +78,7 @@ class ReconcileSettings(BaseSettings):
     raw_topic: str = "raw-events"
     dead_letter_topic: str = "raw-events-dlq"
     check_payloads: bool = False
+    by_collector: bool = Field(False, description="add the raw records per collector_id")
     event_type: str = "YellowTaxiTripRecords"
     schema_version: str = "0-0-1"
     read_timeout_s: float = Field(120.0, gt=0, description="to reach the high watermarks")

@@ -57,6 +57,16 @@ def test_missing_and_duplicated_rows_are_counted() -> None:
     assert not r.ok
 
 
+def test_records_are_counted_per_collector_on_request() -> None:
+    r = Reconciler({FILE: 3, "g.parquet": 1})
+    raw(r, f"{FILE}:0", collector_id="collector-a")
+    raw(r, f"{FILE}:1", collector_id="collector-b")
+    raw(r, f"{FILE}:1", collector_id="collector-a")
+    raw(r, "other.parquet:0", collector_id="collector-c")  # not ours: not counted
+    assert "by_collector" not in r.report()
+    assert r.report(by_collector=True)["by_collector"] == {"collector-a": 2, "collector-b": 1}
+
+
 def test_rows_that_do_not_exist_and_malformed_records_are_unexpected() -> None:
     r = Reconciler({FILE: 2})
     raw(r, f"{FILE}:0")
