@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +41,12 @@ from referencing import Registry, Resource
 from yamllint import linter as yamllint_linter  # type: ignore[import-untyped]
 from yamllint.config import YamlLintConfig  # type: ignore[import-untyped]
 
+from devstack import k8s_fit
 from devstack.kafka import ROOT
 
 K8S_DIR = ROOT / "k8s"
 DOCKERFILES = (ROOT / "Dockerfile.collector", ROOT / "Dockerfile.producer")
-OVERLAYS = ("local", "production")
+OVERLAYS = ("local", "production", "e2e")
 # The minor versions still supported upstream or by the big managed offerings when this was pinned.
 KUBERNETES_VERSIONS = ("1.33", "1.34", "1.35", "1.36", "1.37")
 KUSTOMIZE_VERSION = "v5.8.1"
@@ -737,7 +739,16 @@ def run_hadolint(dockerfiles: Sequence[Path], hadolint: Path) -> list[Finding]:
 # --- the whole gate ------------------------------------------------------------------------------
 
 
-STAGES = ("yamllint", "render", "schema", "cross-check", "policy", "checkov", "hadolint")
+STAGES = ("yamllint", "render", "schema", "cross-check", "policy", "fit", "checkov", "hadolint")
+
+
+def fit_findings(overlay: str, objects: list[Manifest]) -> list[Finding]:
+    """What a real cluster showed: laptop overlays fit a 2-CPU node; images carry the version."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    problems = k8s_fit.image_tags(objects, version)
+    if overlay in k8s_fit.SMALL_NODE_OVERLAYS:
+        problems += k8s_fit.small_node_fit(objects)
+    return [Finding("fit", "pods", message) for message in problems]
 
 
 def run_gate(
@@ -768,6 +779,8 @@ def run_gate(
             report.findings += tagged(cross_check(objects))
         if "policy" in wanted:
             report.findings += tagged(pod_policy(objects))
+        if "fit" in wanted:
+            report.findings += tagged(fit_findings(overlay, objects))
         if "checkov" in wanted:
             with tempfile.TemporaryDirectory() as tmp:
                 rendered = Path(tmp) / f"{overlay}.yaml"

@@ -328,3 +328,40 @@ def test_selector_semantics(
     selector: dict[str, object] | None, labels: dict[str, str], expected: bool
 ) -> None:
     assert selector_matches(selector, labels) is expected
+
+
+def test_a_laptop_overlay_too_big_for_a_two_cpu_node_fails(k8s_copy: Path) -> None:
+    """A real 2-CPU node left a producer Pending on `Insufficient cpu`; the gate now sees it."""
+    edit(k8s_copy / "overlays" / "local" / "kustomization.yaml", "value: 150m", "value: 500m")
+    report = run_gate(k8s_copy, stages=("render", "fit"))
+    assert not report.passed
+    assert "[fit] local: pods: requests 1900m CPU at peak" in messages(report)
+    assert "Deployment/collector 3x500m" in messages(report)  # two replicas and a rollout's surge
+    assert "production" not in messages(report)  # production-sized requests are its own business
+
+
+def test_a_project_image_without_the_project_version_fails(k8s_copy: Path) -> None:
+    edit(k8s_copy / "components" / "in-cluster-data" / "kustomization.yaml", "newTag: 0.1.0",
+         "newTag: latest")  # fmt: skip
+    report = run_gate(k8s_copy, stages=("render", "fit"))
+    assert "container sample-data: image 'event-collector/producer:latest'" in messages(report)
+
+
+def test_peak_requests_count_hpa_minimum_surge_parallelism_and_init_containers() -> None:
+    from devstack.k8s_fit import memory_mi, pods_at_peak
+
+    def pod(cpu: str, init_cpu: str | None = None) -> dict[str, object]:
+        spec: dict[str, object] = {"containers": [{"resources": {"requests": {"cpu": cpu}}}]}
+        if init_cpu:
+            spec["initContainers"] = [{"resources": {"requests": {"cpu": init_cpu}}}]
+        return {"template": {"spec": spec}}
+
+    objects = [
+        {"kind": "Deployment", "metadata": {"name": "d"}, "spec": pod("100m")},
+        {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
+         "spec": {"scaleTargetRef": {"name": "d"}, "minReplicas": 4}},
+        {"kind": "Job", "metadata": {"name": "j"},
+         "spec": {"parallelism": 3, **pod("50m", init_cpu="0.2")}},
+    ]  # fmt: skip
+    assert pods_at_peak(objects) == [("Deployment/d", 5, 100, 0.0), ("Job/j", 3, 200, 0.0)]
+    assert (memory_mi("1Gi"), memory_mi("512Mi"), memory_mi(str(2**20))) == (1024, 512, 1)
