@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from collector import __version__
+from collector import __version__, docs
 from collector.envelope import (
     ERROR_CODES,
     INVALID_BATCH,
@@ -37,6 +37,7 @@ from collector.metrics import Metrics
 from collector.schemas import (
     EVENT,
     GREEN_EVENT,
+    NOT_AN_EVENT,
     TAXI_EVENT,
     AcceptedReply,
     BatchReply,
@@ -482,11 +483,12 @@ def build_api(settings: Settings, collector: Collector, lifespan: Any) -> FastAP
         title="Event collector",
         version=__version__,
         description=_DESCRIPTION.format(codes=", ".join(f"`{code}`" for code in STATUS)),
-        docs_url="/api/v1/docs",
-        redoc_url="/api/v1/redoc",
+        docs_url=None,  # served by collector.docs, from the package's assets (no CDN)
+        redoc_url=None,
         openapi_url="/api/v1/openapi.json",
         lifespan=lifespan,
     )
+    docs.install(api, protected_paths=(COLLECT, COLLECT_BATCH), api_keys=bool(settings.api_keys))
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         reply = collector.internal_error(request.url.path)
@@ -514,7 +516,11 @@ def build_api(settings: Settings, collector: Collector, lifespan: Any) -> FastAP
         responses=_responses(AcceptedReply, "Kafka acknowledged the envelope"),
         openapi_extra=_openapi_body(
             event_schema,
-            {"taxi": taxi, "no_event_id": {"summary": "without event_id", "value": GREEN_EVENT}},
+            {
+                "taxi": taxi,
+                "no_event_id": {"summary": "without event_id", "value": GREEN_EVENT},
+                "invalid": {"summary": "not an event: 422, dead-lettered", "value": NOT_AN_EVENT},
+            },
         ),
     )
     async def collect(request: Request) -> Response:

@@ -60,6 +60,13 @@ GREEN_EVENT: dict[str, Any] = {
     },
 }
 
+# Not an event (no schema_version): answered 422 `invalid_event`, stored on the dead-letter topic.
+NOT_AN_EVENT: dict[str, Any] = {
+    "event_type": "YellowTaxiTripRecords",
+    "payload": {"VendorID": 2, "trip_distance": 0.97},
+    "event_id": "yellow_tripdata_2023-01.parquet:1",
+}
+
 
 class ErrorInfo(BaseModel):
     """What went wrong: a stable code, a sentence, and the details."""
