@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka-jars kafka-up kafka-down lint test demo demo-down bench images k8s-check
+.PHONY: help venv kafka-jars kafka-up kafka-down lint test demo demo-down bench images k8s-check browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -39,7 +39,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint kafka-jars k8s-check ## lint, the offline deployment gate, and every test against a real broker
+test: lint kafka-jars k8s-check browser ## lint, the offline deployment gate, and every test against a real broker
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # make demo [KEEP=1] [DATA="files or URLs"] [ROWS=5000] [RATE=300] [BATCH=10] [REPLICAS=3]
@@ -64,3 +64,17 @@ images: ## build both images (needs a running Docker engine)
 
 k8s-check: $(STAMP) ## render every overlay and check manifests and Dockerfiles offline
 	@$(PY) -m devstack.k8s_gate
+
+# Debian's own Chromium (no browser download), used headless by tests/e2e/test_docs_browser.py.
+BROWSER_APT := chromium chromium-driver fonts-liberation
+
+browser: ## headless Chromium and chromedriver for the docs tests (apt-get as root when missing)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $(BROWSER_APT) with apt-get"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -q && apt-get install -y -q --no-install-recommends $(BROWSER_APT); \
+	  else \
+	    echo "make browser: chromium and chromedriver not found; install them, for example \`sudo apt-get install $(BROWSER_APT)\` on Debian or Ubuntu" >&2; \
+	    exit 1; \
+	  fi; }
