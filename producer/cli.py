@@ -84,6 +84,19 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
+_FLAGS = {"rate_per_s": "--rate", "data_urls": "FILE_OR_URL", "out_dir": "OUTDIR"}
+
+
+def _invalid(exc: ValidationError) -> str:
+    """One line per wrong setting, named as its flag: `--collector-url: ...`."""
+    lines = []
+    for error in exc.errors():
+        field = "_".join(str(part) for part in error["loc"])
+        name = _FLAGS.get(field, "--" + field.replace("_", "-"))
+        lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
 def _error(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -167,6 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return command[args.command](args)
     except ValidationError as exc:
-        return _error(f"invalid settings:\n{exc}")
+        return _error(_invalid(exc))
     except (ValueError, OSError, SchemaError, TopicReadError, httpx.HTTPError) as exc:
         return _error(str(exc))

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from producer.urls import collector_base_url
+
 
 def _split_urls(value: Any) -> Any:
     if isinstance(value, str):
@@ -23,7 +25,10 @@ class ReplaySettings(BaseSettings):
     data_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="parquet files or http(s) URLs, space or comma separated"
     )
-    collector_url: str = "http://127.0.0.1:8000"
+    collector_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="the base URL or a collect endpoint's URL; kept as the base URL",
+    )
     rate_per_s: float = Field(
         0.0,
         ge=0,
@@ -55,6 +60,11 @@ class ReplaySettings(BaseSettings):
     @classmethod
     def _split(cls, value: Any) -> Any:
         return _split_urls(value)
+
+    @field_validator("collector_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return collector_base_url(value)
 
     def selected_files(self) -> list[str]:
         """The files this process replays: all, or the one at JOB_COMPLETION_INDEX."""
