@@ -16,12 +16,43 @@ import httpx
 import orjson
 import pyarrow as pa
 
-from producer import rows, source
+from producer import reasons, rows, source
 from producer.pacing import Pacer
 from producer.sending import Event, RetryPolicy, Sender, Stats
 from producer.settings import ReplaySettings
 
 _DONE = None  # end of input, one per worker
+# This many requests all turned away the same way (401, 403 or 404) and nothing accepted: the
+# URL or the key is wrong, and the rest of the file would only fail the same way.
+TURNED_AWAY_REQUESTS = 5
+# Below this share of the asked rate, with no retries, the settings are the limit, not the
+# collector.
+RATE_SHORTFALL = 0.8
+
+
+def turned_away(stats: Stats, collector_url: str) -> str | None:
+    """Why to stop early, when every request so far was answered 401, 403 or 404 alike."""
+    if stats.accepted or stats.rejected or len(stats.statuses) != 1:
+        return None
+    ((status, count),) = stats.statuses.items()
+    if not status.isdigit() or int(status) not in reasons.TURNED_AWAY:
+        return None
+    if count < TURNED_AWAY_REQUESTS:
+        return None
+    key, reason = next(
+        ((k, r) for k, r in stats.reasons.by_key.items() if k.startswith(status + " ")),
+        (status, None),
+    )
+    said = f' ("{reason.message}")' if reason else ""
+    hint = (
+        "is --api-key (PRODUCER_API_KEY) one of the collector's keys?"
+        if status in {"401", "403"}
+        else f"is {collector_url} the collector's address?"
+    )
+    return (
+        f"stopped early: the first {count} requests were all answered {key}{said}; {hint} "
+        "The rest of the input was not sent."
+    )
 
 
 @dataclass
@@ -44,6 +75,7 @@ class Summary:
             "retries": s.retries,
             "files": self.files,
             "stopped": self.stopped,
+            "reasons": s.reasons.as_dict(),
             **({"error": self.error} if self.error else {}),
         }
 
@@ -114,9 +146,11 @@ class Progress:
             return
         elapsed_s = time.monotonic() - self._started_s
         rate = s.done / elapsed_s if elapsed_s > 0 else 0.0
+        why = s.reasons.line()
         print(
             f"progress: {s.done}/{self._total} done, accepted {s.accepted}, rejected "
-            f"{s.rejected}, failed {s.failed}, retries {s.retries}, {rate:.0f} events/s",
+            f"{s.rejected}, failed {s.failed}, retries {s.retries}, {rate:.0f} events/s"
+            + (f" | {why}" if why else ""),
             file=self._stream,
             flush=True,
         )
@@ -141,6 +175,7 @@ async def replay(
     stop: asyncio.Event | None = None,
     stderr: TextIO = sys.stderr,
     sender_factory: Callable[[httpx.AsyncClient, Stats], Sender] | None = None,
+    rate_check_s: float = 3.0,
 ) -> Summary:
     """Send every row of `paths` (display name, local path) to the collector behind `client`."""
     stop = stop or asyncio.Event()
@@ -202,6 +237,9 @@ async def replay(
                     await sender.send_batch(unit)
                 else:
                     await sender.send(unit[0])
+                if not stop.is_set() and (why := turned_away(stats, settings.collector_url)):
+                    errors.append(why)
+                    stop.set()
                 if not warmed.is_set():
                     pacer.resync()
                     warmed.set()
@@ -212,8 +250,33 @@ async def replay(
         await stop.wait()
         sender.give_up_after(settings.drain_timeout_s)
 
+    async def watch_rate() -> None:
+        # Once, after a few seconds of sending: is the asked rate out of reach of these settings?
+        await warmed.wait()
+        done_before, since_s = stats.done, time.monotonic()
+        retries_before = stats.retries
+        await asyncio.sleep(rate_check_s)
+        achieved = (stats.done - done_before) / (time.monotonic() - since_s)
+        if stop.is_set() or stats.retries > retries_before:
+            return  # stopping, or the collector pushed back: a bigger batch would not help
+        if achieved < RATE_SHORTFALL * settings.rate_per_s:
+            more = (
+                "--batch-size 100 sends 100 events per request"
+                if settings.batch_size == 1
+                else "a larger --batch-size or --concurrency sends more per second"
+            )
+            print(
+                f"warning: --rate {settings.rate_per_s:g} events/s is out of reach with "
+                f"{settings.batch_size} event(s) per request and {settings.concurrency} requests "
+                f"in flight: reaching {achieved:.0f} events/s with no retries; {more}",
+                file=stderr,
+                flush=True,
+            )
+
     progress = Progress(stats, total, settings.progress_interval_s, stderr)
     helpers = [asyncio.create_task(progress.run()), asyncio.create_task(on_stop())]
+    if settings.rate_per_s > 0:
+        helpers.append(asyncio.create_task(watch_rate()))
     try:
         await asyncio.gather(read(), *(send(lead=i == 0) for i in range(settings.concurrency)))
     finally:

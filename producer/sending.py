@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import orjson
 
+from producer import reasons
+
 COLLECT_PATH = "/api/v1/collect"
 BATCH_PATH = "/api/v1/collect/batch"
 
@@ -77,6 +79,7 @@ class Stats:
     failed: int = 0
     retries: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    reasons: reasons.Reasons = field(default_factory=reasons.Reasons)
 
     @property
     def done(self) -> int:
@@ -182,14 +185,15 @@ class Sender:
         self._give_up_at_s = min(self._give_up_at_s, self._clock() + seconds)
 
     async def _post(self, url: httpx.URL, body: bytes) -> tuple[int, bytes, float | None]:
-        """Status, body and Retry-After of one attempt; status 0 for a transport error."""
+        """Status, body and Retry-After of one attempt; status 0 and the error for a transport
+        error."""
         # The URL and headers are built once per sender: per request, only the body changes.
         request = self._client.build_request("POST", url, content=body, headers=self._headers)
         try:
             response = await self._client.send(request)
         except httpx.TransportError as exc:
             self._stats.saw(type(exc).__name__)
-            return 0, b"", None
+            return 0, f"{type(exc).__name__}: {exc}".encode(), None
         status = response.status_code
         self._stats.saw(str(status))
         return status, response.content, retry_after_s(response.headers.get("retry-after"))
@@ -209,7 +213,7 @@ class Sender:
         attempt = 0
         while True:
             attempt += 1
-            status, _, retry_after = await self._post(self._collect_url, event.body)
+            status, answer, retry_after = await self._post(self._collect_url, event.body)
             outcome = Outcome.RETRY if status == 0 else outcome_of(status)
             if outcome is Outcome.RETRY:
                 pause_s = self._policy.delay_s(attempt, retry_after, self._rng)
@@ -219,6 +223,8 @@ class Sender:
                     continue
                 outcome = Outcome.FAILED
             self._stats.count(outcome)
+            if outcome is not Outcome.ACCEPTED:
+                self._stats.reasons.note(outcome.value, *reasons.of_answer(status, answer))
             return outcome
 
     async def send_batch(self, events: Sequence[Event]) -> list[Outcome]:
@@ -246,10 +252,18 @@ class Sender:
                 else batch_outcomes(status, answer, len(pending))
             )
             again = [i for i, o in zip(pending, outcomes, strict=True) if o is Outcome.RETRY]
+            # Reasons are read only when something did not get through (never on the hot path).
+            why = (
+                dict(zip(pending, reasons.of_batch(status, answer, len(pending)), strict=True))
+                if status == 0 or any(o is not Outcome.ACCEPTED for o in outcomes)
+                else {}
+            )
             for i, o in zip(pending, outcomes, strict=True):
                 if o is not Outcome.RETRY:
                     final[i] = o
                     self._stats.count(o)
+                    if o is not Outcome.ACCEPTED:
+                        self._stats.reasons.note(o.value, *why[i])
             pending = again
             if not pending:
                 break
@@ -257,6 +271,7 @@ class Sender:
             if not self._may_retry(attempt, started_s, pause_s):
                 for i in pending:
                     final[i] = Outcome.FAILED
+                    self._stats.reasons.note(Outcome.FAILED.value, *why[i])
                 self._stats.count(Outcome.FAILED, len(pending))
                 break
             self._stats.retries += len(pending)

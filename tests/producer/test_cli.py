@@ -91,7 +91,8 @@ def test_indexed_job_replays_its_own_file_from_the_environment(
 
 
 def test_failures_give_exit_code_1(samples: list[Path], stand_in: StandIn) -> None:
-    stand_in.answer = lambda body: 401
+    # 409: final, yet not a sign that the URL or key is wrong, so the whole file is sent.
+    stand_in.answer = lambda body: 409
     result = producer("replay", str(samples[0]), "--collector-url", stand_in.url)
     assert result.returncode == 1
     summary = summary_of(result.stdout)
