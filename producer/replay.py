@@ -138,9 +138,10 @@ class Progress:
         s = self._stats
         if self._bar is not None:
             self._bar.update(s.done - self._shown)
+            counts = {key: r.count for key, r in s.reasons.by_key.items()}
             self._bar.set_postfix(
                 accepted=s.accepted, rejected=s.rejected, failed=s.failed, retries=s.retries,
-                refresh=False,
+                **({"why": counts} if counts else {}), refresh=False,
             )  # fmt: skip
             self._shown = s.done
             return
