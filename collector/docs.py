@@ -24,8 +24,8 @@ from fastapi.openapi.docs import (
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-DOCS = "/api/v1/docs"
-REDOC = "/api/v1/redoc"
+from collector.routes import DOCS, REDOC
+
 OAUTH2_REDIRECT = DOCS + "/oauth2-redirect"
 ASSETS = DOCS + "/assets"
 BEARER = "bearer"

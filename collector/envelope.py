@@ -15,27 +15,20 @@ from typing import Any
 
 import orjson
 import uuid_utils
+from pydantic import ValidationError
+
+from collector.problems import Problem
+from collector.schemas import EVENT, MAX_CHARS, Event
 
 Clock = Callable[[], datetime]
 IdSource = Callable[[], str]
 Header = tuple[str, bytes]
 
-# The stable error codes of rejected input; a new code is a contract change.
-INVALID_JSON = "invalid_json"
-INVALID_UTF8 = "invalid_utf8"
-INVALID_EVENT = "invalid_event"
-INVALID_BATCH = "invalid_batch"
-
-ERROR_CODES: dict[str, str] = {
-    INVALID_JSON: "the body is not JSON as RFC 8259 defines it (NaN and Infinity are not JSON)",
-    INVALID_UTF8: "the body is not valid UTF-8; the dead-letter record keeps it in `raw_base64`",
-    INVALID_EVENT: "JSON, but not an event: a missing, mistyped, too long or extra top-level field",
-    INVALID_BATCH: "a batch body that is JSON but not a non-empty array of events",
-}
-
-_LIMITS = {"event_type": 256, "schema_version": 64, "event_id": 128}
-_REQUIRED = ("event_type", "schema_version", "payload")
-_ALLOWED = frozenset((*_REQUIRED, "event_id"))
+# The event's fields and limits come from the documented schema (`collector.schemas`).
+_ALLOWED = Event.__required_keys__ | Event.__optional_keys__
+_EVENT_TYPE_MAX = MAX_CHARS["event_type"]
+_SCHEMA_VERSION_MAX = MAX_CHARS["schema_version"]
+_EVENT_ID_MAX = MAX_CHARS["event_id"]
 
 
 # Number spellings a double cannot hold exactly (17 or more digits, a 3-digit exponent): a batch
@@ -109,7 +102,7 @@ class Accepted:
 class Rejected:
     """Input that is not an event: why, and the record for the dead-letter topic."""
 
-    code: str
+    code: Problem
     message: str
     details: list[dict[str, Any]]
     value: bytes
@@ -130,45 +123,24 @@ class TooManyEvents:
 Outcome = Accepted | Rejected
 
 
-def _problem(loc: list[str | int], kind: str, msg: str) -> dict[str, Any]:
+def _detail(loc: list[str | int], kind: str, msg: str) -> dict[str, Any]:
     return {"loc": loc, "type": kind, "msg": msg}
 
 
 def event_problems(event: object) -> list[dict[str, Any]]:
-    """What is wrong with a parsed event, empty when nothing is (pydantic's `loc`/`type` names)."""
-    # A dozen checks on the dict orjson made cost a fraction of a pydantic validation pass;
-    # tests hold this to the documented pydantic schema (`collector.schemas.Event`).
-    if type(event) is not dict:
-        return [_problem([], "dict_type", "Input should be a valid dictionary")]
-    problems: list[dict[str, Any]] = []
-    for name in _REQUIRED:
-        if name not in event:
-            problems.append(_problem([name], "missing", "Field required"))
-    for name, value in event.items():
-        if name not in _ALLOWED:
-            problems.append(_problem([name], "extra_forbidden", "Extra inputs are not permitted"))
-        elif name == "payload":
-            if type(value) is not dict:
-                problems.append(_problem([name], "dict_type", "Input should be a valid dictionary"))
-        elif type(value) is not str:
-            problems.append(_problem([name], "string_type", "Input should be a valid string"))
-        elif not value:
-            problems.append(
-                _problem([name], "string_too_short", "String should have at least 1 character")
-            )
-        elif len(value) > _LIMITS[name]:
-            problems.append(
-                _problem(
-                    [name],
-                    "string_too_long",
-                    f"String should have at most {_LIMITS[name]} characters",
-                )
-            )
-    return problems
+    """What is wrong with a parsed event, empty when nothing is: the documented schema's errors."""
+    # Only for events `_fast_valid` turned down, so pydantic's pass costs nothing on the hot path.
+    try:
+        EVENT.validate_python(event)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        return [_detail(list(error["loc"]), error["type"], error["msg"]) for error in errors]
+    return []
 
 
 def _fast_valid(event: object) -> bool:
-    # The common case in one expression; anything unusual goes through `event_problems`.
+    # The common case in one expression (a fraction of a pydantic pass); anything unusual goes
+    # through `event_problems`. Tests hold the two to the same answer.
     if type(event) is not dict or not event.keys() <= _ALLOWED:
         return False
     event_type = event.get("event_type")
@@ -176,12 +148,12 @@ def _fast_valid(event: object) -> bool:
     event_id = event.get("event_id", "-")
     return (
         type(event_type) is str
-        and 0 < len(event_type) <= 256
+        and 0 < len(event_type) <= _EVENT_TYPE_MAX
         and type(version) is str
-        and 0 < len(version) <= 64
+        and 0 < len(version) <= _SCHEMA_VERSION_MAX
         and type(event.get("payload")) is dict
         and type(event_id) is str
-        and 0 < len(event_id) <= 128
+        and 0 < len(event_id) <= _EVENT_ID_MAX
     )
 
 
@@ -211,7 +183,9 @@ class Enveloper:
         except orjson.JSONDecodeError as exc:
             return self._unparsable(body, exc)
         if not _fast_valid(event):
-            return self._reject(INVALID_EVENT, body, event_problems(event), rfc3339(self._clock()))
+            return self._reject(
+                Problem.INVALID_EVENT, body, event_problems(event), rfc3339(self._clock())
+            )
         # The envelope is the body's own bytes plus three members: the payload stays exactly as
         # sent (number spellings, escapes, integers beyond 64 bits), and nothing is re-encoded.
         return self._envelope(event, body, rfc3339(self._clock()))
@@ -225,11 +199,11 @@ class Enveloper:
         timestamp = rfc3339(self._clock())
         if type(events) is not list or not events:
             problem = (
-                _problem([], "list_type", "Input should be a valid array")
+                _detail([], "list_type", "Input should be a valid array")
                 if type(events) is not list
-                else _problem([], "too_short", "A batch should have at least 1 event")
+                else _detail([], "too_short", "A batch should have at least 1 event")
             )
-            return self._reject(INVALID_BATCH, body, [problem], timestamp)
+            return self._reject(Problem.INVALID_BATCH, body, [problem], timestamp)
         if len(events) > self.max_batch_events:
             return TooManyEvents(len(events), self.max_batch_events)
         if _may_lose_numbers(body):
@@ -249,7 +223,9 @@ class Enveloper:
         """A parsed event (a batch element, with its `raw` bytes when known): envelope or not."""
         if not _fast_valid(event):
             raw = orjson.dumps(event) if raw is None else raw
-            return self._reject(INVALID_EVENT, raw, event_problems(event), timestamp, batch_index)
+            return self._reject(
+                Problem.INVALID_EVENT, raw, event_problems(event), timestamp, batch_index
+            )
         assert type(event) is dict
         # Without its own bytes a batch element is re-encoded (the input dict is left untouched;
         # `_may_lose_numbers` sends the batches this would change to the exact path).
@@ -292,13 +268,15 @@ class Enveloper:
         try:
             body.decode()
         except UnicodeDecodeError as bad:
-            problem = _problem([], "utf8", f"invalid UTF-8 at byte {bad.start}: {bad.reason}")
-            return self._reject(INVALID_UTF8, body, [problem], timestamp)
-        return self._reject(INVALID_JSON, body, [_problem([], "json_invalid", str(exc))], timestamp)
+            problem = _detail([], "utf8", f"invalid UTF-8 at byte {bad.start}: {bad.reason}")
+            return self._reject(Problem.INVALID_UTF8, body, [problem], timestamp)
+        return self._reject(
+            Problem.INVALID_JSON, body, [_detail([], "json_invalid", str(exc))], timestamp
+        )
 
     def _reject(
         self,
-        code: str,
+        code: Problem,
         raw: bytes,
         details: list[dict[str, Any]],
         timestamp: str,
@@ -306,8 +284,8 @@ class Enveloper:
     ) -> Rejected:
         root_id = self._new_id()
         message = (
-            ERROR_CODES[code]
-            if code != INVALID_EVENT
+            code.message
+            if code is not Problem.INVALID_EVENT
             else "not an event: " + "; ".join(f"{_where(d['loc'])}: {d['msg']}" for d in details)
         )
         record: dict[str, Any] = {
@@ -316,7 +294,7 @@ class Enveloper:
             "collector_timestamp": timestamp,
             "error": {"code": code, "message": message, "details": details},
         }
-        if code == INVALID_UTF8:
+        if code is Problem.INVALID_UTF8:
             record["raw_base64"] = base64.b64encode(raw).decode()
         else:
             record["raw"] = raw.decode()

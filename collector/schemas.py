@@ -1,6 +1,8 @@
-"""The documented shapes of requests and answers, for the OpenAPI document and its examples.
+"""The documented shapes of requests and answers: the event contract, written once.
 
-Validation on the hot path is hand-written in `collector.envelope`; tests hold it to `Event`.
+`Event` and `MAX_CHARS` are what an event is; the validator on the hot path
+(`collector.envelope`) reads the same limits, and explains a rejection with `EVENT`'s errors. The
+reply models document what `collector.service` sends; tests hold every reply to them.
 """
 
 from __future__ import annotations
@@ -10,15 +12,24 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, with_config
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
+from collector.problems import Problem
+
+# The longest value of each string field, in characters (all must be at least 1 long).
+MAX_CHARS = {"event_type": 256, "schema_version": 64, "event_id": 128}
+
+
+def _text(field: str) -> Any:
+    return Annotated[str, StringConstraints(min_length=1, max_length=MAX_CHARS[field])]
+
 
 @with_config(ConfigDict(extra="forbid", strict=True))
 class Event(TypedDict):
     """One event as a client sends it; no other top-level fields are allowed."""
 
-    event_type: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    schema_version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    event_type: _text("event_type")  # type: ignore[valid-type]
+    schema_version: _text("schema_version")  # type: ignore[valid-type]
     payload: dict[str, Any]
-    event_id: NotRequired[Annotated[str, StringConstraints(min_length=1, max_length=128)]]
+    event_id: NotRequired[_text("event_id")]  # type: ignore[valid-type]
 
 
 EVENT = TypeAdapter(Event)
@@ -71,7 +82,7 @@ NOT_AN_EVENT: dict[str, Any] = {
 class ErrorInfo(BaseModel):
     """What went wrong: a stable code, a sentence, and the details."""
 
-    code: str = Field(examples=["invalid_event"])
+    code: Problem = Field(examples=[Problem.INVALID_EVENT])
     message: str
     details: list[dict[str, Any]] = Field(default_factory=list)
 

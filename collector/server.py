@@ -121,7 +121,7 @@ def serve(settings: Settings, sock: socket.socket | None = None) -> int:
     )
 
     def drain() -> None:
-        app.collector.draining = True
+        app.service.draining = True
 
     server = DrainingServer(config, on_drain=drain)
     server.run(sockets=[sock] if sock is not None else None)

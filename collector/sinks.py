@@ -14,14 +14,9 @@ from typing import Any, NamedTuple, Protocol
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from collector.logs import Throttle, librdkafka_logger
+from collector.problems import Problem
 
 log = logging.getLogger("collector.sink")
-
-# Why a record was not acknowledged. All but TOO_LARGE are worth retrying.
-ACK_TIMEOUT = "ack_timeout"
-QUEUE_FULL = "queue_full"
-KAFKA_ERROR = "kafka_error"
-TOO_LARGE = "record_too_large"
 
 _TOO_LARGE_CODES = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
 
@@ -36,18 +31,18 @@ class Record(NamedTuple):
 
 
 class Delivery:
-    """The outcome of one publish: per record, None once acknowledged, else a failure code."""
+    """The outcome of one publish: per record, None once acknowledged, else why not."""
 
     __slots__ = ("_pending", "_timer", "errors", "future", "started_s")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, count: int, timeout_s: float) -> None:
-        self.errors: list[str | None] = [ACK_TIMEOUT] * count
-        self.future: asyncio.Future[list[str | None]] = loop.create_future()
+        self.errors: list[Problem | None] = [Problem.ACK_TIMEOUT] * count
+        self.future: asyncio.Future[list[Problem | None]] = loop.create_future()
         self.started_s = time.perf_counter()
         self._pending = count
         self._timer = loop.call_later(timeout_s, self._expire)
 
-    def settle(self, index: int, error: str | None) -> None:
+    def settle(self, index: int, error: Problem | None) -> None:
         """Record one record's outcome; resolves the future when the last one is in."""
         if self.future.done():
             return  # late: the client was already told to retry
@@ -59,7 +54,7 @@ class Delivery:
 
     def _expire(self) -> None:
         if not self.future.done():
-            # A copy: records still pending stay ACK_TIMEOUT in what the caller sees.
+            # A copy: records still pending stay Problem.ACK_TIMEOUT in what the caller sees.
             self.future.set_result(list(self.errors))
 
 
@@ -137,7 +132,7 @@ class KafkaSink:
         self._readiness_interval_s = readiness_interval_s
         self._producer: Producer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._acks: list[tuple[Delivery, int, str | None]] = []
+        self._acks: list[tuple[Delivery, int, Problem | None]] = []
         self._stop_polling = threading.Event()
         self._drain_deadline = 0.0
         self._poller: threading.Thread | None = None
@@ -181,7 +176,7 @@ class KafkaSink:
                 )
             except BufferError:
                 for rest in range(index, len(records)):
-                    delivery.settle(rest, QUEUE_FULL)
+                    delivery.settle(rest, Problem.QUEUE_FULL)
                 break
             except KafkaException as exc:
                 delivery.settle(index, self._failure(exc.args[0]))
@@ -233,17 +228,17 @@ class KafkaSink:
                 except RuntimeError:
                     return  # the loop is closed: nobody is waiting any more
 
-    def _failure(self, err: KafkaError) -> str:
+    def _failure(self, err: KafkaError) -> Problem:
         code = err.code()
         if code in _TOO_LARGE_CODES:
-            return TOO_LARGE
+            return Problem.RECORD_TOO_LARGE
         if code == KafkaError._MSG_TIMED_OUT:
-            return ACK_TIMEOUT
+            return Problem.ACK_TIMEOUT
         if code == KafkaError._QUEUE_FULL:
-            return QUEUE_FULL
+            return Problem.QUEUE_FULL
         if self._throttle.allow("delivery:" + err.name()):
             log.warning("kafka delivery failed", extra={"error": str(err)})
-        return KAFKA_ERROR
+        return Problem.KAFKA_ERROR
 
     def _on_error(self, err: KafkaError) -> None:
         # librdkafka retries on its own; these calls say how the cluster looks meanwhile.
@@ -281,7 +276,7 @@ class KafkaSink:
         return True
 
 
-def _settle_all(acks: list[tuple[Delivery, int, str | None]]) -> None:
+def _settle_all(acks: list[tuple[Delivery, int, Problem | None]]) -> None:
     for delivery, index, error in acks:
         delivery.settle(index, error)
 
@@ -289,7 +284,7 @@ def _settle_all(acks: list[tuple[Delivery, int, str | None]]) -> None:
 class MemorySink:
     """Keeps acknowledged records in memory; `failure` or `hold` make it misbehave on purpose."""
 
-    def __init__(self, failure: str | None = None, hold: bool = False) -> None:
+    def __init__(self, failure: Problem | None = None, hold: bool = False) -> None:
         self.records: list[Record] = []
         self.failure = failure
         self.hold = hold

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from collector.app import CollectorApp, create_app
+from collector.app import create_app
+from collector.front import Front
 from collector.settings import Settings
 from collector.sinks import MemorySink, Sink
 
@@ -34,7 +35,7 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def serving(app: CollectorApp) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(app: Front) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and give an HTTP client talking to it in-process."""
     async with app.api.router.lifespan_context(app.api):
         transport = httpx.ASGITransport(app=app)
@@ -57,7 +58,7 @@ def serve() -> Callable[..., Any]:
     @asynccontextmanager
     async def _serve(
         sink: Sink, **overrides: Any
-    ) -> AsyncIterator[tuple[httpx.AsyncClient, CollectorApp]]:
+    ) -> AsyncIterator[tuple[httpx.AsyncClient, Front]]:
         app = create_app(make_settings(**overrides), sink)
         async with serving(app) as client:
             yield client, app

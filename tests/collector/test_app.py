@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.app import create_app
+from collector.problems import Problem
 from collector.schemas import TAXI_EVENT
 from collector.server import DrainingServer
-from collector.sinks import QUEUE_FULL, TOO_LARGE, Delivery, MemorySink, Record
+from collector.sinks import Delivery, MemorySink, Record
 from tests.collector.conftest import DLQ, RAW, make_settings, serving
 
 pytestmark = pytest.mark.anyio
@@ -162,7 +163,7 @@ async def test_kafka_too_slow_is_503_with_retry_after(serve: Serve) -> None:
 
 
 async def test_a_full_send_queue_is_503(serve: Serve) -> None:
-    async with serve(MemorySink(failure=QUEUE_FULL)) as (client, _):
+    async with serve(MemorySink(failure=Problem.QUEUE_FULL)) as (client, _):
         response = await client.post("/api/v1/collect", content=TAXI)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "queue_full"
@@ -170,7 +171,7 @@ async def test_a_full_send_queue_is_503(serve: Serve) -> None:
 
 
 async def test_a_record_kafka_refuses_as_too_large_is_413(serve: Serve) -> None:
-    async with serve(MemorySink(failure=TOO_LARGE)) as (client, _):
+    async with serve(MemorySink(failure=Problem.RECORD_TOO_LARGE)) as (client, _):
         response = await client.post("/api/v1/collect", content=TAXI)
         batch = await client.post("/api/v1/collect/batch", content=b"[" + TAXI + b"]")
     assert response.status_code == 413
@@ -292,7 +293,7 @@ async def test_probes_follow_kafka_and_draining(serve: Serve) -> None:
         assert not_ready.json() == {"status": "not_ready", "kafka": False, "draining": False}
         assert (await client.get("/healthz")).status_code == 200
         sink.reachable = True
-        app.collector.draining = True
+        app.service.draining = True
         draining = await client.get("/readyz")
         assert draining.json() == {"status": "not_ready", "kafka": True, "draining": True}
         refused = await client.post("/api/v1/collect", content=TAXI)
@@ -307,7 +308,7 @@ async def test_sigterm_turns_readiness_off_at_once() -> None:
     sink = MemorySink()
     app = create_app(make_settings(), sink)
     server = DrainingServer(
-        uvicorn.Config(app), on_drain=lambda: setattr(app.collector, "draining", True)
+        uvicorn.Config(app), on_drain=lambda: setattr(app.service, "draining", True)
     )
     async with serving(app) as client:
         assert (await client.get("/readyz")).status_code == 200

@@ -16,10 +16,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from collector.envelope import (
-    INVALID_BATCH,
-    INVALID_EVENT,
-    INVALID_JSON,
-    INVALID_UTF8,
     Accepted,
     Enveloper,
     Rejected,
@@ -28,6 +24,7 @@ from collector.envelope import (
     rfc3339,
     uuid7,
 )
+from collector.problems import Problem
 from collector.schemas import EVENT, TAXI_EVENT
 
 MOMENT = datetime(2026, 11, 21, 14, 47, 3, 123456, tzinfo=UTC)
@@ -134,22 +131,22 @@ def test_timestamps_are_rfc3339_utc_with_microseconds() -> None:
 def test_not_json_is_rejected_with_the_raw_text(body: bytes) -> None:
     outcome = enveloper().event(body)
     assert isinstance(outcome, Rejected)
-    assert outcome.code == INVALID_JSON
+    assert outcome.code == Problem.INVALID_JSON
     record = orjson.loads(outcome.value)
     assert record["raw"] == body.decode()
-    assert record["error"]["code"] == INVALID_JSON
+    assert record["error"]["code"] == Problem.INVALID_JSON
     assert record["root_id"] == outcome.root_id
     assert record["collector_id"] == "collector-7d9f5-x2k8p"
     assert record["collector_timestamp"] == "2026-11-21T14:47:03.123456Z"
     assert outcome.key == outcome.root_id.encode()
-    assert ("error_code", INVALID_JSON.encode()) in outcome.headers
+    assert ("error_code", Problem.INVALID_JSON.encode()) in outcome.headers
 
 
 def test_non_utf8_is_rejected_with_the_bytes_in_base64() -> None:
     body = b'{"event_type": "\xff\xfe", "schema_version": "1", "payload": {}}'
     outcome = enveloper().event(body)
     assert isinstance(outcome, Rejected)
-    assert outcome.code == INVALID_UTF8
+    assert outcome.code == Problem.INVALID_UTF8
     record = orjson.loads(outcome.value)
     assert "raw" not in record
     assert base64.b64decode(record["raw_base64"]) == body
@@ -183,7 +180,7 @@ def test_not_an_event_is_rejected_with_what_is_wrong(event: Any, expected: list[
     body = orjson.dumps(event)
     outcome = enveloper().event(body)
     assert isinstance(outcome, Rejected)
-    assert outcome.code == INVALID_EVENT
+    assert outcome.code == Problem.INVALID_EVENT
     assert [(d["loc"], d["type"]) for d in outcome.details] == expected
     record = orjson.loads(outcome.value)
     assert record["raw"] == body.decode()
@@ -217,10 +214,10 @@ def test_a_batch_splits_into_one_outcome_per_element() -> None:
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        (b"[1,", INVALID_JSON),
-        (b"{}", INVALID_BATCH),
-        (b"[]", INVALID_BATCH),
-        (b"\x80[]", INVALID_UTF8),
+        (b"[1,", Problem.INVALID_JSON),
+        (b"{}", Problem.INVALID_BATCH),
+        (b"[]", Problem.INVALID_BATCH),
+        (b"\x80[]", Problem.INVALID_UTF8),
     ],
 )
 def test_a_batch_that_is_not_an_array_of_events_is_one_rejection(body: bytes, code: str) -> None:

@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from collector.logs import JsonFormatter
+from collector.problems import Problem
 from collector.schemas import TAXI_EVENT
-from collector.sinks import QUEUE_FULL, MemorySink
+from collector.sinks import MemorySink
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +48,7 @@ async def test_a_failing_sink_logs_one_json_line_not_one_per_event(
     serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    async with serve(MemorySink(failure=QUEUE_FULL)) as (client, _):
+    async with serve(MemorySink(failure=Problem.QUEUE_FULL)) as (client, _):
         for _ in range(20):
             assert (await client.post("/api/v1/collect", content=TAXI)).status_code == 503
     [record] = [r for r in _ours(caplog) if r.levelno >= logging.WARNING]
@@ -55,5 +56,5 @@ async def test_a_failing_sink_logs_one_json_line_not_one_per_event(
     assert "\n" not in line
     parsed = orjson.loads(line)
     assert parsed["level"] == "WARNING"
-    assert parsed["reason"] == QUEUE_FULL
+    assert parsed["reason"] == Problem.QUEUE_FULL
     assert parsed["ts"].endswith("Z")

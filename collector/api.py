@@ -1,0 +1,245 @@
+"""The documented API: FastAPI for the OpenAPI document, docs, probes, metrics and identity.
+
+The collect routes are declared here for the document; their handling is the same
+`CollectEndpoint` the fast path calls, so both front ends behave alike by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
+
+from collector import __version__, docs
+from collector.front import CollectEndpoint, Scope, Send
+from collector.problems import Problem
+from collector.routes import (
+    COLLECT,
+    COLLECT_BATCH,
+    HEALTHZ,
+    IDENTITY,
+    METRICS,
+    OPENAPI,
+    READYZ,
+)
+from collector.schemas import (
+    EVENT,
+    GREEN_EVENT,
+    NOT_AN_EVENT,
+    TAXI_EVENT,
+    AcceptedReply,
+    BatchReply,
+    Health,
+    Identity,
+    ProblemReply,
+    RejectedReply,
+)
+from collector.service import CollectService, Receive
+from collector.settings import Settings
+
+_DESCRIPTION = """
+Accepts events over HTTP and answers only once Kafka has them (acks=all).
+
+* **202**: stored on the raw topic. **400 / 422**: not JSON / not an event; the input is stored on
+  the dead-letter topic (acknowledged before the answer) and the reply says what was wrong.
+* **408**: the body did not arrive within the request timeout (10 s by default); nothing stored.
+* **413**: too large, nothing stored. **401**: API keys are on and the bearer is missing or wrong.
+* **503** with `Retry-After`: nothing is claimed (Kafka too slow or unreachable, send queue full,
+  shutting down); send it again. No request is ever answered 500.
+
+Bodies are parsed as JSON (RFC 8259, UTF-8) whatever their `Content-Type`, so browser beacons
+sending `text/plain` work too.
+
+| code | status | retryable | dead-lettered | meaning |
+|---|---|---|---|---|
+{codes}
+"""
+
+
+def problem_rows() -> str:
+    """The problem table as Markdown rows (the OpenAPI description; the README holds the same)."""
+    return "\n".join(
+        f"| `{p}` | {p.status} | {'yes' if p.retryable else 'no'} "
+        f"| {'yes' if p.dead_lettered else 'no'} | {p.message} |"
+        for p in Problem
+    )
+
+
+class _Asgi(Response):
+    """Hands the request to a bare ASGI app: FastAPI documents the route, the app answers."""
+
+    def __init__(self, app: CollectEndpoint) -> None:
+        self.app = app
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def _documented(endpoint: CollectEndpoint) -> Callable[[], Awaitable[Response]]:
+    async def collect() -> Response:
+        return _Asgi(endpoint)
+
+    return collect
+
+
+def _openapi_body(schema: dict[str, Any], examples: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema, "examples": examples}},
+        }
+    }
+
+
+def _responses(ok: type[BaseModel], ok_text: str) -> dict[int | str, dict[str, Any]]:
+    retry_after = {
+        "Retry-After": {
+            "description": "seconds to wait before retrying",
+            "schema": {"type": "integer"},
+        }
+    }
+    return {
+        202: {"model": ok, "description": ok_text},
+        400: {"model": RejectedReply, "description": "not JSON or not UTF-8; dead-lettered"},
+        401: {"model": ProblemReply, "description": "API keys are on; bearer missing or wrong"},
+        408: {
+            "model": ProblemReply,
+            "description": "the body did not arrive within the request timeout; nothing stored",
+        },
+        413: {"model": ProblemReply, "description": "over the size limit; nothing stored"},
+        422: {"model": RejectedReply, "description": "JSON, but not an event; dead-lettered"},
+        503: {
+            "model": ok if ok is BatchReply else ProblemReply,
+            "description": "nothing claimed (or, for a batch, the `retry` elements): send again",
+            "headers": retry_after,
+        },
+    }
+
+
+def _collect_docs(settings: Settings) -> dict[str, dict[str, Any]]:
+    """How each collect route is documented, by path (`add_api_route` arguments)."""
+    event_schema = EVENT.json_schema()
+    batch_schema = {
+        "type": "array",
+        "items": event_schema,
+        "minItems": 1,
+        "maxItems": settings.max_batch_events,
+    }
+    taxi = {"summary": "a yellow taxi trip", "value": TAXI_EVENT}
+    return {
+        COLLECT: {
+            "summary": "Collect one event",
+            "description": "Validate one event, wrap it in an envelope and answer once Kafka "
+            "has it.",
+            "responses": _responses(AcceptedReply, "Kafka acknowledged the envelope"),
+            "openapi_extra": _openapi_body(
+                event_schema,
+                {
+                    "taxi": taxi,
+                    "no_event_id": {"summary": "without event_id", "value": GREEN_EVENT},
+                    "invalid": {
+                        "summary": "not an event: 422, dead-lettered",
+                        "value": NOT_AN_EVENT,
+                    },
+                },
+            ),
+        },
+        COLLECT_BATCH: {
+            "summary": "Collect a batch of events",
+            "description": "One result per element; the status says whether anything must be "
+            "sent again.",
+            "responses": _responses(BatchReply, "every element settled: accepted or dead-lettered"),
+            "openapi_extra": _openapi_body(
+                batch_schema,
+                {
+                    "taxis": {"summary": "two trips", "value": [TAXI_EVENT, GREEN_EVENT]},
+                    "mixed": {
+                        "summary": "one good, one rejected",
+                        "value": [TAXI_EVENT, {"event_type": "YellowTaxiTripRecords"}],
+                    },
+                },
+            ),
+        },
+    }
+
+
+def build_api(
+    settings: Settings,
+    service: CollectService,
+    endpoints: Mapping[str, CollectEndpoint],
+    lifespan: Any,
+) -> FastAPI:
+    """The FastAPI app: docs, probes, metrics, identity, and the collect routes' documentation."""
+    api = FastAPI(
+        title="Event collector",
+        version=__version__,
+        description=_DESCRIPTION.format(codes=problem_rows()),
+        docs_url=None,  # served by collector.docs, from the package's assets (no CDN)
+        redoc_url=None,
+        openapi_url=OPENAPI,
+        lifespan=lifespan,
+    )
+    docs.install(api, protected_paths=tuple(endpoints), api_keys=bool(settings.api_keys))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        reply = service.unexpected(request.url.path)
+        headers = {name.decode(): value.decode() for name, value in reply.headers}
+        return Response(reply.body, status_code=reply.status, headers=headers)
+
+    # Starlette answers an unhandled exception with this instead of a 500 (then re-raises it for
+    # the server, which `Front` catches).
+    api.add_exception_handler(Exception, unexpected)
+
+    collect_docs = _collect_docs(settings)
+    for path, endpoint in endpoints.items():
+        api.add_api_route(
+            path,
+            _documented(endpoint),
+            methods=["POST"],
+            status_code=202,
+            response_model=None,
+            **collect_docs[path],  # a collect route without documentation fails at start-up
+        )
+
+    identity = Identity(collector_id=settings.collector_id, version=__version__).model_dump()
+
+    @api.get(IDENTITY, response_model=Identity, summary="Which collector answers")
+    async def whoami() -> dict[str, Any]:
+        """The collector id and version."""
+        return identity
+
+    @api.get(HEALTHZ, response_model=Health, response_model_exclude_none=True, summary="Liveness")
+    async def healthz() -> dict[str, Any]:
+        """200 while the process runs; never looks at Kafka."""
+        return {"status": "ok"}
+
+    @api.get(
+        READYZ,
+        response_model=Health,
+        summary="Readiness",
+        responses={503: {"model": Health, "description": "Kafka unreachable or draining"}},
+    )
+    async def readyz() -> JSONResponse:
+        """200 only when Kafka is reachable and the service is not shutting down."""
+        kafka = service.sink.ready
+        ready = kafka and not service.draining
+        return JSONResponse(
+            {
+                "status": "ready" if ready else "not_ready",
+                "kafka": kafka,
+                "draining": service.draining,
+            },
+            status_code=200 if ready else 503,
+        )
+
+    @api.get(METRICS, summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text format."""
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return api

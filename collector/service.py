@@ -1,0 +1,270 @@
+"""The collect service: bodies in, Kafka records out, one reply per request.
+
+Shared by both HTTP front ends (the ASGI fast path and the documented FastAPI routes): the API-key
+and draining gate, the body within its deadline, publishing, per-element batch results, metrics
+and throttled logs. Replies are built here as bytes; tests hold them to `collector.schemas`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from hmac import compare_digest
+from typing import Any, NamedTuple
+
+import orjson
+
+from collector.envelope import Accepted, Enveloper, Outcome, Rejected, TooManyEvents
+from collector.logs import Throttle
+from collector.metrics import Metrics
+from collector.problems import Problem
+from collector.settings import Settings
+from collector.sinks import Record, Sink
+
+log = logging.getLogger("collector")
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+
+JSON_HEADERS: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
+_ACCEPTED_PREFIX = b'{"status":"accepted","root_id":"'
+
+
+class Reply(NamedTuple):
+    """A complete HTTP answer."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+Handler = Callable[[bytes], Awaitable[Reply]]
+
+
+class Disconnected(Exception):
+    """The client went away before sending its whole body."""
+
+
+class CollectService:
+    """Bodies in, Kafka records out, one reply per request; shared by both HTTP front ends."""
+
+    def __init__(
+        self, settings: Settings, sink: Sink, metrics: Metrics, enveloper: Enveloper
+    ) -> None:
+        self.sink = sink
+        self.metrics = metrics
+        self.enveloper = enveloper
+        self.draining = False
+        self.max_body_bytes = settings.max_body_bytes
+        self.request_timeout_s = settings.request_timeout_s
+        self._raw_topic = settings.raw_topic
+        self._dead_letter_topic = settings.dead_letter_topic
+        self._ack_timeout_s = settings.ack_timeout_s
+        self._bearers = tuple(b"Bearer " + key.encode() for key in settings.api_keys)
+        self._retry_headers = [
+            *JSON_HEADERS,
+            (b"retry-after", str(settings.retry_after_s).encode()),
+        ]
+        # Canned answers for every problem that stores nothing (the others name a root_id).
+        self._problems = {
+            problem: self._problem(problem) for problem in Problem if not problem.dead_lettered
+        }
+        self._throttle = Throttle(interval_s=10.0)
+
+    def _problem(self, problem: Problem) -> Reply:
+        body = orjson.dumps(
+            {
+                "status": problem.reply_status,
+                "error": {"code": problem, "message": problem.message, "details": []},
+            }
+        )
+        headers = self._retry_headers if problem.status == 503 else JSON_HEADERS
+        if problem.status == 401:
+            headers = [*JSON_HEADERS, (b"www-authenticate", b'Bearer realm="collector"')]
+        if problem.status == 408:
+            headers = [*JSON_HEADERS, (b"connection", b"close")]
+        return Reply(problem.status, body, headers)
+
+    def gate(self, headers: Iterable[tuple[bytes, bytes]]) -> Reply | None:
+        """Answers due before the body is read (401, 503 draining, 413 by Content-Length)."""
+        length = authorization = None
+        for name, value in headers:
+            if name == b"content-length":
+                length = value
+            elif name == b"authorization":
+                authorization = value
+        if self._bearers and not self._authorized(authorization):
+            return self._problems[Problem.UNAUTHORIZED]
+        if self.draining:
+            return self._problems[Problem.DRAINING]
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return self._problems[Problem.BODY_TOO_LARGE]
+        return None
+
+    async def respond(
+        self, headers: Iterable[tuple[bytes, bytes]], receive: Receive, handler: Handler
+    ) -> Reply:
+        """The answer to one collect request: the gate, the body within its deadline, `handler`."""
+        reply = self.gate(headers)
+        if reply is not None:
+            return reply
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                body = await read_body(receive, self.max_body_bytes)
+        except TimeoutError:
+            return self._problems[Problem.REQUEST_TIMEOUT]
+        return self._problems[Problem.BODY_TOO_LARGE] if body is None else await handler(body)
+
+    def _authorized(self, authorization: bytes | None) -> bool:
+        if authorization is None:
+            return False
+        # Constant-time against every key, so timing tells nothing about which one nearly matched.
+        matches = [compare_digest(authorization, bearer) for bearer in self._bearers]
+        return any(matches)
+
+    async def single(self, body: bytes) -> Reply:
+        """One event: 202 once Kafka has it, 400/422 once its dead-letter record is stored."""
+        outcome = self.enveloper.event(body)
+        delivery = self.sink.publish((self._record(outcome),), self._ack_timeout_s)
+        error = (await delivery.future)[0]
+        if error is not None:
+            return self._not_stored(error)
+        self.metrics.kafka_ack_seconds.observe(time.perf_counter() - delivery.started_s)
+        if type(outcome) is Accepted:
+            self.metrics.events_accepted.inc()
+            return Reply(202, _ACCEPTED_PREFIX + outcome.root_id.encode() + b'"}', JSON_HEADERS)
+        assert type(outcome) is Rejected
+        return self._rejected(outcome)
+
+    async def batch(self, body: bytes) -> Reply:
+        """A JSON array: one result per element; 202 if all settled, 503 if any must be resent."""
+        outcomes = self.enveloper.batch(body)
+        if type(outcomes) is TooManyEvents:
+            return self._problems[Problem.BATCH_TOO_LARGE]
+        if type(outcomes) is Rejected:
+            return await self.single_rejection(outcomes)
+        assert isinstance(outcomes, list)
+        records = [self._record(outcome) for outcome in outcomes]
+        delivery = self.sink.publish(records, self._ack_timeout_s)
+        errors = await delivery.future
+        results: list[dict[str, Any]] = []
+        accepted = rejected = retry = 0
+        dead_lettered: dict[Problem, int] = {}
+        for index, (outcome, error) in enumerate(zip(outcomes, errors, strict=True)):
+            if error is None:
+                if type(outcome) is Accepted:
+                    accepted += 1
+                    results.append(
+                        {"index": index, "status": "accepted", "root_id": outcome.root_id}
+                    )
+                    continue
+                assert type(outcome) is Rejected
+                rejected += 1
+                dead_lettered[outcome.code] = dead_lettered.get(outcome.code, 0) + 1
+                results.append(
+                    {
+                        "index": index,
+                        "status": "rejected",
+                        "root_id": outcome.root_id,
+                        "error": _error(outcome),
+                    }
+                )
+                continue
+            self.metrics.failed(error)
+            if error.retryable:
+                retry += 1
+                status = "retry"
+            else:
+                rejected += 1
+                status = "rejected"
+            results.append(
+                {
+                    "index": index,
+                    "status": status,
+                    "root_id": None,
+                    "error": {"code": error, "message": error.message, "details": []},
+                }
+            )
+        if accepted:
+            self.metrics.events_accepted.inc(accepted)
+        for code, count in dead_lettered.items():
+            self.metrics.dead_lettered(code, count)
+        if retry:
+            self._note(next(e for e in errors if e is not None and e.retryable))
+        else:
+            self.metrics.kafka_ack_seconds.observe(time.perf_counter() - delivery.started_s)
+        body_out = orjson.dumps(
+            {
+                "status": "retry" if retry else "settled",
+                "accepted": accepted,
+                "rejected": rejected,
+                "retry": retry,
+                "results": results,
+            }
+        )
+        if retry:
+            return Reply(503, body_out, self._retry_headers)
+        return Reply(202, body_out, JSON_HEADERS)
+
+    async def single_rejection(self, rejection: Rejected) -> Reply:
+        """Store one dead-letter record, then say what was wrong."""
+        delivery = self.sink.publish((self._record(rejection),), self._ack_timeout_s)
+        error = (await delivery.future)[0]
+        if error is not None:
+            return self._not_stored(error)
+        return self._rejected(rejection)
+
+    def _not_stored(self, error: Problem) -> Reply:
+        self.metrics.failed(error)
+        self._note(error)
+        return self._problems[error]
+
+    def _rejected(self, rejection: Rejected) -> Reply:
+        self.metrics.dead_lettered(rejection.code)
+        body = orjson.dumps(
+            {"status": "rejected", "root_id": rejection.root_id, "error": _error(rejection)}
+        )
+        return Reply(rejection.code.status, body, JSON_HEADERS)
+
+    def _record(self, outcome: Outcome) -> Record:
+        topic = self._raw_topic if type(outcome) is Accepted else self._dead_letter_topic
+        return Record(topic, outcome.value, outcome.key, outcome.headers)
+
+    def _note(self, error: Problem) -> None:
+        if self._throttle.allow(error):
+            log.warning("events not stored, clients told to retry", extra={"reason": error})
+
+    def unexpected(self, route: str) -> Reply:
+        """The one catch-all: log an unexpected exception (throttled), answer 503, never 500."""
+        if self._throttle.allow("exception:" + route):
+            log.exception("unexpected error", extra={"route": route})
+        return self._problems[Problem.INTERNAL_ERROR]
+
+
+def _error(rejection: Rejected) -> dict[str, Any]:
+    return {"code": rejection.code, "message": rejection.message, "details": rejection.details}
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it passes `limit` bytes (never buffering more)."""
+    message = await receive()
+    if message["type"] != "http.request":
+        raise Disconnected
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body if len(body) <= limit else None
+    chunks = [body]
+    size = len(body)
+    while True:
+        if size > limit:
+            return None
+        message = await receive()
+        if message["type"] != "http.request":
+            raise Disconnected
+        chunk: bytes = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks) if size <= limit else None
