@@ -120,7 +120,7 @@ class TooManyEvents:
     limit: int
 
 
-Outcome = Accepted | Rejected
+Verdict = Accepted | Rejected
 
 
 def _detail(loc: list[str | int], kind: str, msg: str) -> dict[str, Any]:
@@ -176,7 +176,7 @@ class Enveloper:
         self._id_json = orjson.dumps(collector_id)
         self._headers: dict[tuple[str, str], list[Header]] = {}
 
-    def event(self, body: bytes) -> Outcome:
+    def event(self, body: bytes) -> Verdict:
         """One request body: an envelope around the event, or a rejection."""
         try:
             event = orjson.loads(body)
@@ -190,7 +190,7 @@ class Enveloper:
         # sent (number spellings, escapes, integers beyond 64 bits), and nothing is re-encoded.
         return self._envelope(event, body, rfc3339(self._clock()))
 
-    def batch(self, body: bytes) -> list[Outcome] | Rejected | TooManyEvents:
+    def batch(self, body: bytes) -> list[Verdict] | Rejected | TooManyEvents:
         """A batch body: one outcome per element, or one rejection for the whole body."""
         try:
             events = orjson.loads(body)
@@ -219,7 +219,7 @@ class Enveloper:
         timestamp: str,
         batch_index: int | None = None,
         raw: bytes | None = None,
-    ) -> Outcome:
+    ) -> Verdict:
         """A parsed event (a batch element, with its `raw` bytes when known): envelope or not."""
         if not _fast_valid(event):
             raw = orjson.dumps(event) if raw is None else raw

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from collector.envelope import Accepted, Enveloper, Outcome, Rejected, TooManyEvents
+from collector.envelope import Accepted, Enveloper, Rejected, TooManyEvents, Verdict
 from collector.logs import Throttle
 from collector.metrics import Metrics
 from collector.problems import Problem
@@ -228,7 +228,7 @@ class CollectService:
         )
         return Reply(rejection.code.status, body, JSON_HEADERS)
 
-    def _record(self, outcome: Outcome) -> Record:
+    def _record(self, outcome: Verdict) -> Record:
         topic = self._raw_topic if type(outcome) is Accepted else self._dead_letter_topic
         return Record(topic, outcome.value, outcome.key, outcome.headers)
 

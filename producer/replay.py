@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from producer import reasons, rows, source
 from producer.pacing import Pacer
-from producer.sending import Event, RetryPolicy, Sender, Stats
+from producer.sending import EncodedEvent, RetryPolicy, Sender, Stats
 from producer.settings import ReplaySettings
 
 _DONE = None  # end of input, one per worker
@@ -85,7 +85,7 @@ class Summary:
 
 def units_of(
     paths: list[tuple[str, Path]], settings: ReplaySettings
-) -> Generator[list[Event], None, None]:
+) -> Generator[list[EncodedEvent], None, None]:
     """The events to send, `batch_size` per unit, up to `max_records` in all."""
     budget = settings.max_records
     size = settings.batch_size
@@ -103,16 +103,18 @@ def units_of(
             )
             if budget is not None:
                 budget -= len(bodies)
-            events = [Event(f"{name}:{part.first_row + i}", body) for i, body in enumerate(bodies)]
+            events = [
+                EncodedEvent(f"{name}:{part.first_row + i}", body) for i, body in enumerate(bodies)
+            ]
             for start in range(0, len(events), size):
                 yield events[start : start + size]
 
 
 def _take(
-    units: Iterator[list[Event]], n: int
-) -> tuple[list[list[Event]], OSError | ValueError | pa.ArrowException | None]:
+    units: Iterator[list[EncodedEvent]], n: int
+) -> tuple[list[list[EncodedEvent]], OSError | ValueError | pa.ArrowException | None]:
     """Up to `n` units, and the read error that ended them early, if any."""
-    chunk: list[list[Event]] = []
+    chunk: list[list[EncodedEvent]] = []
     try:
         chunk.extend(itertools.islice(units, n))
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -189,7 +191,9 @@ async def replay(
     )
     sender = (sender_factory or (lambda c, s: Sender(c, s, policy)))(client, stats)
     pacer = Pacer(settings.rate_per_s)
-    queue: asyncio.Queue[list[Event] | None] = asyncio.Queue(maxsize=2 * settings.concurrency)
+    queue: asyncio.Queue[list[EncodedEvent] | None] = asyncio.Queue(
+        maxsize=2 * settings.concurrency
+    )
     total = sum(source.row_count(path) for _, path in paths)
     if settings.max_records is not None:
         total = min(total, settings.max_records)

@@ -9,7 +9,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import orjson
@@ -21,6 +20,8 @@ BATCH_PATH = "/api/v1/collect/batch"
 
 
 class Outcome(enum.Enum):
+    """What became of one event, as the producer counts it."""
+
     ACCEPTED = "accepted"
     REJECTED = "rejected"  # final: the collector said the input is wrong
     RETRY = "retry"  # try again later
@@ -98,62 +99,33 @@ class Stats:
 
 
 @dataclass(frozen=True)
-class Event:
+class EncodedEvent:
+    """One event, as the JSON bytes to send, and the id it is reconciled by."""
+
     event_id: str
     body: bytes
 
 
+# A batch element's `status` in the collector's batch reply (`BatchReply` in collector/schemas.py).
+_RESULTS = {"accepted": Outcome.ACCEPTED, "rejected": Outcome.REJECTED, "retry": Outcome.RETRY}
+
+
 def batch_outcomes(status: int, body: bytes, size: int) -> list[Outcome]:
-    """One outcome per event of a batch answer.
+    """One outcome per event of an answer to a batch of `size` events.
 
-    Reads per-event results when the answer has them (a list, or `results`/`events`/`items`
-    in an object, each with a `status` word or code, or `accepted: bool`); otherwise the whole
-    batch shares the answer's status.
+    The collector answers a batch it read with 202 or 503 and one result per element, in order;
+    any other answer (a whole-batch problem, or a proxy's own page) applies to every event.
     """
-    whole = outcome_of(status)
-    try:
-        parsed: Any = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        parsed = None
-    results = parsed
-    if isinstance(parsed, dict):
-        results = next(
-            (parsed[k] for k in ("results", "events", "items") if isinstance(parsed.get(k), list)),
-            None,
-        )
-    if not isinstance(results, list) or len(results) != size:
-        return [whole] * size
-    indexes = [item.get("index") if isinstance(item, dict) else None for item in results]
-    if sorted(i for i in indexes if isinstance(i, int)) == list(range(size)):
-        results = sorted(results, key=lambda item: item["index"])
-    return [_item_outcome(item, whole) for item in results]
-
-
-_WORDS = {
-    "accepted": Outcome.ACCEPTED,
-    "ok": Outcome.ACCEPTED,
-    "rejected": Outcome.REJECTED,
-    "invalid": Outcome.REJECTED,
-    "retry": Outcome.RETRY,
-    "failed": Outcome.RETRY,
-    "error": Outcome.RETRY,
-    "unavailable": Outcome.RETRY,
-}
-
-
-def _item_outcome(item: Any, whole: Outcome) -> Outcome:
-    if not isinstance(item, dict):
+    whole = [outcome_of(status)] * size
+    if status not in (202, 503):
         return whole
-    status = item.get("status", item.get("result", item.get("outcome")))
-    if isinstance(status, int) and not isinstance(status, bool):
-        return outcome_of(status)
-    if isinstance(status, str) and status.lower() in _WORDS:
-        return _WORDS[status.lower()]
-    if isinstance(item.get("accepted"), bool):
-        if item["accepted"]:
-            return Outcome.ACCEPTED
-        return Outcome.RETRY if item.get("retry") else Outcome.REJECTED
-    return whole
+    try:
+        results = orjson.loads(body)["results"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return whole  # a 503 problem reply (draining, internal error), or not the collector
+    if len(results) != size:
+        return whole
+    return [_RESULTS[result["status"]] for result in results]
 
 
 class Sender:
@@ -206,7 +178,7 @@ class Sender:
             and resume_s <= self._give_up_at_s
         )
 
-    async def send(self, event: Event) -> Outcome:
+    async def send(self, event: EncodedEvent) -> Outcome:
         """POST one event until it is accepted, rejected, or its retry budget is spent."""
         self._stats.records += 1
         started_s = self._clock()
@@ -227,7 +199,7 @@ class Sender:
                 self._stats.reasons.note(outcome.value, *reasons.of_answer(status, answer))
             return outcome
 
-    async def send_batch(self, events: Sequence[Event]) -> list[Outcome]:
+    async def send_batch(self, events: Sequence[EncodedEvent]) -> list[Outcome]:
         """POST events as one array; resend only those the answer says must be sent again."""
         self._stats.records += len(events)
         final: dict[int, Outcome] = {}

@@ -14,12 +14,11 @@ import pytest
 from producer.sending import (
     BATCH_PATH,
     COLLECT_PATH,
-    Event,
+    EncodedEvent,
     Outcome,
     RetryPolicy,
     Sender,
     Stats,
-    batch_outcomes,
     outcome_of,
     retry_after_s,
 )
@@ -62,8 +61,8 @@ def run_sender(
     return stats, sleeps, asyncio.run(main())
 
 
-def event(n: int = 0) -> Event:
-    return Event(f"f.parquet:{n}", orjson.dumps({"event_id": f"f.parquet:{n}"}))
+def event(n: int = 0) -> EncodedEvent:
+    return EncodedEvent(f"f.parquet:{n}", orjson.dumps({"event_id": f"f.parquet:{n}"}))
 
 
 @pytest.mark.parametrize(
@@ -263,12 +262,3 @@ def test_a_batch_too_large_is_split_not_rejected() -> None:
     assert (stats.records, stats.accepted) == (5, 5)
     assert sizes[0] == 5
     assert sum(s for s in sizes if s <= 2) == 5
-
-
-def test_batch_results_are_matched_by_index() -> None:
-    body = orjson.dumps(
-        {"results": [{"index": 1, "status": "rejected"}, {"index": 0, "status": "accepted"}]}
-    )
-    assert batch_outcomes(202, body, 2) == [Outcome.ACCEPTED, Outcome.REJECTED]
-    assert batch_outcomes(503, b"not json", 2) == [Outcome.RETRY, Outcome.RETRY]
-    assert batch_outcomes(422, b"", 1) == [Outcome.REJECTED]
