@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka-jars kafka-up kafka-down lint test demo demo-down bench images k8s-check browser
+.PHONY: help venv kafka-jars kafka-up kafka-down lint check test demo demo-down bench images k8s-check browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -38,6 +38,10 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# Every test not marked kafka, slow or tools: no broker, no Java, nothing to install.
+check: lint ## ruff, mypy and the quick tests (under a minute, no broker, no Java)
+	$(VENV)/bin/pytest -q -m "not kafka and not slow and not tools" -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint kafka-jars k8s-check browser ## lint, the offline deployment gate, and every test against a real broker
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

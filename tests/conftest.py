@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from devstack.kafka import Broker, free_port
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the broker, so `-m "not kafka"` (make check) leaves it out."""
+    for item in items:
+        if "kafka" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +49,10 @@ def topics(kafka: Broker) -> Topics:
     made = Topics(raw=f"raw-events-{suffix}", dead_letter=f"raw-events-dlq-{suffix}")
     kafka.create_topics([made.raw, made.dead_letter])
     return made
+
+
+def producer_retries(log: Path) -> int:
+    """The retries a running producer has made so far, from the last progress line in its log."""
+    text = log.read_text() if log.exists() else ""
+    counts = re.findall(r"^progress: .*, retries (\d+),", text, flags=re.MULTILINE)
+    return int(counts[-1]) if counts else 0

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.app import create_app
 from collector.problems import Problem
 from collector.schemas import TAXI_EVENT
-from collector.server import DrainingServer
 from collector.sinks import Delivery, MemorySink, Record
 from tests.collector.conftest import DLQ, RAW, make_settings, serving
 
@@ -302,21 +299,6 @@ async def test_probes_follow_kafka_and_draining(serve: Serve) -> None:
     assert refused.json()["error"]["code"] == "draining"
     assert sink.records == []
     assert sink.closed
-
-
-async def test_sigterm_turns_readiness_off_at_once() -> None:
-    sink = MemorySink()
-    app = create_app(make_settings(), sink)
-    server = DrainingServer(
-        uvicorn.Config(app), on_drain=lambda: setattr(app.service, "draining", True)
-    )
-    async with serving(app) as client:
-        assert (await client.get("/readyz")).status_code == 200
-        server.handle_exit(signal.SIGTERM, None)
-        assert server.should_exit
-        assert not server.force_exit
-        assert (await client.get("/readyz")).status_code == 503
-    assert server._captured_signals == []  # not re-raised: a drained collector exits 0
 
 
 async def test_identity_docs_and_openapi(serve: Serve) -> None:

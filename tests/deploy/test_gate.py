@@ -12,6 +12,8 @@ import pytest
 from devstack import k8s_gate
 from devstack.k8s_gate import DOCKERFILES, K8S_DIR, run_gate, selector_matches
 
+pytestmark = pytest.mark.tools
+
 FAST = ("render", "schema", "cross-check", "policy")
 # On a new machine the first gate run builds kustomize and installs checkov: minutes, once.
 FIRST_RUN_TIMEOUT_S = 900

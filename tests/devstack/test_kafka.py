@@ -87,6 +87,7 @@ def test_up_down_twice_and_a_second_up_says_so(tmp_path: Path) -> None:
         Broker(state).stop()
 
 
+@pytest.mark.tools
 def test_second_fetch_reuses_the_cached_jars(monkeypatch: pytest.MonkeyPatch) -> None:
     jars = fetch_jars()
 

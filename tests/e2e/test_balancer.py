@@ -16,6 +16,8 @@ import pytest
 
 from devstack.balancer import Backend, Balancer, ensure_haproxy, haproxy_config
 
+pytestmark = pytest.mark.tools
+
 
 class _Replica(ThreadingHTTPServer):
     """Answers /readyz with `ready_status` and POST with `post_status` and its own name."""

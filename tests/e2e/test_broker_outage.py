@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from devstack.balancer import Balancer
 from devstack.demo import topic_count
 from devstack.kafka import Broker
-from tests.conftest import Topics
+from tests.conftest import Topics, producer_retries
 from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay, wait_for
 
 # Readiness is checked every half second here (2 s by default) so the test can watch it turn.
@@ -34,7 +33,7 @@ def test_broker_stopped_mid_replay_and_started_again_loses_nothing(
     files = sample_files[:1]
     producer = start_replay(
         files, front.url, 250, "--max-attempts", "1000", "--max-retry-s", "150",
-        "--backoff-cap-s", "2", log=tmp_path / "producer.log",
+        "--backoff-cap-s", "2", "--progress-interval-s", "0.2", log=tmp_path / "producer.log",
     )  # fmt: skip
     wait_for(lambda: topic_count(kafka.bootstrap_servers, topics.raw) >= 300, 30, "300 events")
 
@@ -42,7 +41,7 @@ def test_broker_stopped_mid_replay_and_started_again_loses_nothing(
     try:
         for replica in fleet:
             replica.wait_for("/readyz", timeout_s=20, status=503)
-        assert replica.get("/healthz") == 200  # alive, only not ready
+            assert replica.get("/healthz") == 200  # alive, only not ready
         probe = httpx.post(
             fleet[0].url + "/api/v1/collect",
             json={"event_type": "Probe", "schema_version": "1", "payload": {},
@@ -56,7 +55,16 @@ def test_broker_stopped_mid_replay_and_started_again_loses_nothing(
         refused = httpx.post(front.url + "/api/v1/collect", content=b"{}", timeout=15)
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "1"
-        time.sleep(2)
+        # The producer backs off and tries again, rather than giving up, while the broker is down.
+        retried = producer_retries(tmp_path / "producer.log")
+        wait_for(
+            lambda: (
+                producer_retries(tmp_path / "producer.log") >= retried + 10
+                or producer.poll() is not None
+            ),
+            60,
+            "ten more retries",
+        )
         assert producer.poll() is None, "the producer gave up instead of backing off"
     finally:
         kafka.start()

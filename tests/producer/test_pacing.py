@@ -75,7 +75,7 @@ def test_concurrent_acquires_share_one_rate_in_fake_time() -> None:
     assert max(done) - 100.0 == pytest.approx(199 / 50)
 
 
-def test_real_clock_rate_is_accurate() -> None:
+def test_real_clock_is_never_faster_than_the_rate() -> None:
     pacer = Pacer(400)
 
     async def main() -> float:
@@ -84,9 +84,9 @@ def test_real_clock_rate_is_accurate() -> None:
         return time.monotonic() - started
 
     elapsed_s = asyncio.run(main())
-    # Never faster than the rate; slower only by how late a loaded machine wakes the last sleeper
-    # (the precise figure is the benchmark's; the fake-clock tests above hold the schedule exact).
-    assert 0.98 * 399 / 400 <= elapsed_s < 2.0
+    # Never faster than the rate on the real clock; how much slower a loaded machine makes it is
+    # not a test's to say (`make bench` measures it; the fake-clock tests hold the schedule exact).
+    assert elapsed_s >= 0.98 * 399 / 400
 
 
 def test_resync_drops_lateness_so_no_burst_follows_a_stall() -> None:

@@ -138,17 +138,6 @@ def test_rejections_are_final_and_do_not_fail_the_run(samples: list[Path]) -> No
     assert (summary.stats.accepted, summary.stats.rejected, summary.stats.failed) == (270, 30, 0)
 
 
-@pytest.mark.slow
-def test_rate_is_held_across_concurrent_senders(samples: list[Path]) -> None:
-    recorder = Recorder()
-    started = time.monotonic()
-    summary = run(samples, recorder, rate_per_s=200, max_records=600, concurrency=8)
-    elapsed_s = time.monotonic() - started
-    assert summary.stats.accepted == 600
-    achieved = 600 / elapsed_s
-    assert 180 <= achieved <= 220, achieved
-
-
 def test_stop_finishes_in_flight_sends_and_reports(samples: list[Path]) -> None:
     recorder = Recorder()
     summary = run(samples, recorder, rate_per_s=500, stop_after_s=0.4)
@@ -196,5 +185,4 @@ def test_a_slow_first_request_is_not_caught_up_on_with_a_burst(samples: list[Pat
     after_first = [t - arrivals[0] - 0.3 for t in arrivals[1:]]
     # Without a fresh start, 0.2 s of credit would send ~20 events at once after the stall.
     assert sum(1 for t in after_first if t < 0.05) <= 7, after_first
-    rate = (len(after_first) - 1) / (after_first[-1] - after_first[0])
-    assert rate == pytest.approx(100, rel=0.15)
+    # The rate itself is held exact in fake time (test_pacing) and measured by `make bench`.

@@ -6,18 +6,14 @@ import datetime as dt
 import decimal
 import json
 import math
-import time
-from pathlib import Path
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer import rows
-from producer.sample import YELLOW_SCHEMA, write_month
 
 
 def payload_of(table: pa.Table) -> list[dict[str, object]]:
@@ -214,34 +210,3 @@ def test_any_ints_floats_strings_round_trip(values: list[tuple[object, ...]]) ->
         for v in values
     ]
     assert payload_of(table) == expected
-
-
-def test_taxi_rows_convert_many_times_faster_than_the_tutorial_way(tmp_path: Path) -> None:
-    """The columnar path against pandas iterrows + json.dumps(default=str), same rows, same run.
-
-    CPU time of this process, best of five for each: other work on the machine slows neither.
-    """
-    path = write_month(tmp_path, "2023-01", rows=40_000, row_group_rows=40_000)
-    table = pq.read_table(path)
-    assert table.schema == YELLOW_SCHEMA
-    batch = table.combine_chunks().to_batches()[0]
-    frame = table.slice(0, 1500).to_pandas()
-
-    def tutorial() -> None:
-        for _, row in frame.iterrows():
-            json.dumps({"payload": row.to_dict()}, default=str).encode()
-
-    def ours() -> None:
-        rows.event_bodies(batch, file_name="f", first_row=0, event_type="t", schema_version="v")
-
-    tutorial_s, ours_s = float("inf"), float("inf")
-    for _ in range(5):
-        started = time.process_time()
-        tutorial()
-        tutorial_s = min(tutorial_s, time.process_time() - started)
-        started = time.process_time()
-        ours()
-        ours_s = min(ours_s, time.process_time() - started)
-    tutorial_rows_per_s, ours_rows_per_s = len(frame) / tutorial_s, batch.num_rows / ours_s
-    print(f"ours {ours_rows_per_s:.0f} rows/s, tutorial {tutorial_rows_per_s:.0f} rows/s")
-    assert ours_rows_per_s >= 30 * tutorial_rows_per_s, (ours_rows_per_s, tutorial_rows_per_s)
