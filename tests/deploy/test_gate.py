@@ -15,6 +15,7 @@ from devstack.k8s_gate import DOCKERFILES, K8S_DIR, run_gate, selector_matches
 pytestmark = pytest.mark.tools
 
 FAST = ("render", "schema", "cross-check", "policy")
+TOOLS = ("kube-score",)
 # On a new machine the first gate run builds kustomize and installs checkov: minutes, once.
 FIRST_RUN_TIMEOUT_S = 900
 
@@ -99,10 +100,10 @@ def test_a_service_selector_that_matches_nothing_fails(k8s_copy: Path) -> None:
         1,
     )
     collector.write_text(head + tail, encoding="utf-8")
-    report = run_gate(k8s_copy, stages=("cross-check",))
+    report = run_gate(k8s_copy, stages=TOOLS)
     assert (
-        "Service/event-collector/collector: selector {'app.kubernetes.io/name': 'colector'} "
-        "matches no pod template" in messages(report)
+        "[kube-score] local: Service/event-collector/collector: service-targets-pod: "
+        "The services selector does not match any pods" in messages(report)
     )
 
 
@@ -112,9 +113,11 @@ def test_a_pdb_selector_that_matches_nothing_fails(k8s_copy: Path) -> None:
         "maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: collector",
         "maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: nothing",
     )
-    report = run_gate(k8s_copy, stages=("cross-check",))
-    assert "PodDisruptionBudget/event-collector/collector: selector" in messages(report)
-    assert "matches no pod template" in messages(report)
+    report = run_gate(k8s_copy, stages=TOOLS)
+    assert (
+        "production: Deployment/event-collector/collector: deployment-has-poddisruptionbudget"
+        in messages(report)
+    )
 
 
 def test_a_deployment_whose_selector_misses_its_own_pods_fails(k8s_copy: Path) -> None:
@@ -123,8 +126,11 @@ def test_a_deployment_whose_selector_misses_its_own_pods_fails(k8s_copy: Path) -
         "      app.kubernetes.io/name: collector\n  strategy:",
         "      app.kubernetes.io/name: collectors\n  strategy:",
     )
-    report = run_gate(k8s_copy, stages=("cross-check",))
-    assert "does not match its own pod template labels" in messages(report)
+    report = run_gate(k8s_copy, stages=TOOLS)
+    assert (
+        "Deployment/event-collector/collector: "
+        "deployment-pod-selector-labels-match-template-metadata-labels" in messages(report)
+    )
 
 
 @pytest.mark.slow
@@ -133,10 +139,12 @@ def test_a_root_container_fails(k8s_copy: Path) -> None:
     producer = k8s_copy / "base" / "producer.yaml"
     edit(producer, "runAsNonRoot: true", "runAsNonRoot: false", count=2)
     edit(producer, "runAsUser: 10001", "runAsUser: 0", count=2)
-    report = run_gate(k8s_copy, stages=("policy", "checkov"))
+    report = run_gate(k8s_copy, stages=("kube-score", "checkov"))
     found = messages(report)
-    assert "Job/event-collector/producer container producer: may run as root" in found
-    assert "runs as root: runAsUser is 0" in found
+    assert (
+        "Job/event-collector/producer: container-security-context-user-group-id: "
+        "(producer) The container is running with a low user ID" in found
+    )
     # checkov agrees, independently.
     assert "Job.event-collector.producer: CKV_K8S_23" in found
 
@@ -160,10 +168,10 @@ def test_replicas_under_an_hpa_fail(k8s_copy: Path) -> None:
         "  revisionHistoryLimit: 5\n",
         "  replicas: 2\n  revisionHistoryLimit: 5\n",
     )
-    report = run_gate(k8s_copy, stages=("cross-check",))
+    report = run_gate(k8s_copy, stages=TOOLS)
     assert (
-        "sets spec.replicas although HorizontalPodAutoscaler/event-collector/collector scales it"
-        in messages(report)
+        "Deployment/event-collector/collector: "
+        "deployment-targeted-by-hpa-does-not-have-replicas-configured" in messages(report)
     )
 
 
@@ -173,8 +181,11 @@ def test_an_hpa_aimed_at_nothing_fails(k8s_copy: Path) -> None:
         "    kind: Deployment\n    name: collector",
         "    kind: Deployment\n    name: collectr",
     )
-    report = run_gate(k8s_copy, stages=("cross-check",))
-    assert "scaleTargetRef Deployment/collectr does not exist" in messages(report)
+    report = run_gate(k8s_copy, stages=TOOLS)
+    assert (
+        "HorizontalPodAutoscaler/event-collector/collector: horizontalpodautoscaler-has-target"
+        in messages(report)
+    )
 
 
 def test_a_missing_config_map_key_fails(k8s_copy: Path) -> None:
@@ -287,11 +298,14 @@ def test_schema_stage_agrees_with_kubernetes_validate() -> None:
     ]
 
 
-def test_checkov_exceptions_cover_only_the_objects_they_name() -> None:
+def test_exceptions_cover_only_the_objects_they_name() -> None:
     exceptions = {e.check_id: e for e in k8s_gate.load_exceptions(K8S_DIR)}
     assert exceptions["CKV_K8S_22"].covers("StatefulSet.event-collector.kafka")
     assert not exceptions["CKV_K8S_22"].covers("Deployment.event-collector.collector")
     assert exceptions["CKV_K8S_11"].covers("Deployment.event-collector.collector")
+    anti_affinity = exceptions["deployment-has-host-podantiaffinity"]
+    assert anti_affinity.tool == "kube-score"
+    assert not anti_affinity.covers("StatefulSet.event-collector.kafka")
 
 
 def test_the_gate_prints_every_exception_with_its_reason(
@@ -367,3 +381,58 @@ def test_peak_requests_count_hpa_minimum_surge_parallelism_and_init_containers()
     ]  # fmt: skip
     assert pods_at_peak(objects) == [("Deployment/d", 5, 100, 0.0), ("Job/j", 3, 200, 0.0)]
     assert (memory_mi("1Gi"), memory_mi("512Mi"), memory_mi(str(2**20))) == (1024, 512, 1)
+
+
+def test_a_liveness_probe_equal_to_readiness_fails(k8s_copy: Path) -> None:
+    edit(
+        k8s_copy / "base" / "collector.yaml",
+        "path: /healthz\n              port: http\n            periodSeconds: 10",
+        "path: /readyz\n              port: http\n            periodSeconds: 10",
+    )
+    report = run_gate(k8s_copy, stages=TOOLS)
+    assert "Deployment/event-collector/collector: pod-probes-identical" in messages(report)
+
+
+def test_a_pod_without_a_seccomp_profile_fails(k8s_copy: Path) -> None:
+    # kube-score's optional seccomp check is switched on by the policy file's options.
+    edit(
+        k8s_copy / "base" / "collector.yaml",
+        "        seccompProfile:\n          type: RuntimeDefault\n",
+        "",
+    )
+    edit(
+        k8s_copy / "base" / "collector.yaml",
+        "            seccompProfile:\n              type: RuntimeDefault\n",
+        "",
+    )
+    report = run_gate(k8s_copy, stages=TOOLS)
+    assert "Deployment/event-collector/collector: container-seccomp-profile" in messages(report)
+
+
+def test_a_network_policy_for_no_pod_fails(k8s_copy: Path) -> None:
+    edit(
+        k8s_copy / "overlays" / "local" / "networkpolicies.yaml",
+        "kafka-topics-egress\nspec:\n  podSelector:\n    matchLabels:\n"
+        "      app.kubernetes.io/name: kafka-topics",
+        "kafka-topics-egress\nspec:\n  podSelector:\n    matchLabels:\n"
+        "      app.kubernetes.io/name: kafka-topic",
+    )
+    report = run_gate(k8s_copy, stages=TOOLS)
+    assert "NetworkPolicy/event-collector/kafka-topics-egress: networkpolicy-targets-pod" in (
+        messages(report)
+    )
+
+
+def test_every_hand_written_check_exception_and_option_says_why() -> None:
+    assert k8s_gate.CHECKS
+    for check in k8s_gate.CHECKS:
+        assert check.stage in k8s_gate.STAGES
+        assert len(check.why) > 20, check.run.__name__
+    policy = k8s_gate.load_policy(K8S_DIR / k8s_gate.EXCEPTIONS_FILE)
+    assert policy.kube_score_options
+    assert {e.tool for e in policy.exceptions} == {"checkov", "kube-score"}
+    for _, reason in policy.kube_score_options:
+        assert len(reason) > 20
+    for exception in policy.exceptions:
+        assert len(exception.reason) > 20
+        assert exception.resources
