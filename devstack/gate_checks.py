@@ -172,23 +172,21 @@ def network_policy_peers(objects: list[Manifest], pods: list[Pods]) -> Iterator[
                             "template",
                         )
                     elif direction == "egress":
-                        for port in ports:
-                            if not any(p.has_port(port) for p in peers):
-                                yield Finding(
-                                    "cross-check",
-                                    name_of(obj),
-                                    f"egress port {port!r} is not a container port of "
-                                    f"{peers[0].owner}",
-                                )
+                        yield from _unserved_ports(obj, direction, ports, peers)
                 if direction == "ingress" and applies_to:
-                    for port in ports:
-                        if not any(p.has_port(port) for p in applies_to):
-                            yield Finding(
-                                "cross-check",
-                                name_of(obj),
-                                f"ingress port {port!r} is not a container port of "
-                                f"{applies_to[0].owner}",
-                            )
+                    yield from _unserved_ports(obj, direction, ports, applies_to)
+
+
+def _unserved_ports(
+    policy: Manifest, direction: str, ports: list[int | str], pods: list[Pods]
+) -> Iterator[Finding]:
+    for port in ports:
+        if not any(p.has_port(port) for p in pods):
+            yield Finding(
+                "cross-check",
+                name_of(policy),
+                f"{direction} port {port!r} is not a container port of {pods[0].owner}",
+            )
 
 
 @check(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from collector.app import create_app
 from collector.front import Front
 from collector.settings import Settings
-from collector.sinks import MemorySink, Sink
+from collector.sinks import Delivery, MemorySink, Record, Sink
 
 RAW = "raw-test"
 DLQ = "dlq-test"
@@ -64,3 +65,15 @@ def serve() -> Callable[..., Any]:
             yield client, app
 
     return _serve
+
+
+class PartialSink(MemorySink):
+    """Acknowledges the even-numbered records of each publish, never the odd ones."""
+
+    def publish(self, records: Sequence[Record], timeout_s: float) -> Delivery:
+        delivery = Delivery(asyncio.get_running_loop(), len(records), timeout_s)
+        for index, record in enumerate(records):
+            if index % 2 == 0:
+                self.records.append(record)
+                delivery.settle(index, None)
+        return delivery

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -17,7 +16,7 @@ from collector.app import create_app
 from collector.problems import Problem
 from collector.schemas import TAXI_EVENT
 from collector.sinks import Delivery, MemorySink, Record
-from tests.collector.conftest import DLQ, RAW, make_settings, serving
+from tests.collector.conftest import DLQ, RAW, PartialSink, make_settings, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -206,18 +205,6 @@ async def test_a_mixed_batch_settles_with_one_result_per_event(serve: Serve) -> 
         answer["results"][2]["root_id"],
     ]
     assert [(d["root_id"], d["batch_index"]) for d in dlq] == [(answer["results"][1]["root_id"], 1)]
-
-
-class PartialSink(MemorySink):
-    """Acknowledges every other record, never the rest."""
-
-    def publish(self, records: Sequence[Record], timeout_s: float) -> Delivery:
-        delivery = Delivery(asyncio.get_running_loop(), len(records), timeout_s)
-        for index, record in enumerate(records):
-            if index % 2 == 0:
-                self.records.append(record)
-                delivery.settle(index, None)
-        return delivery
 
 
 async def test_a_partly_acknowledged_batch_is_503_naming_what_to_resend(serve: Serve) -> None:

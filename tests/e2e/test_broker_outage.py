@@ -11,8 +11,8 @@ import pytest
 from devstack.balancer import Balancer
 from devstack.demo import topic_count
 from devstack.kafka import Broker
-from tests.conftest import Topics, producer_retries
-from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay, wait_for
+from tests.conftest import Topics, producer_retries, wait_for
+from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay
 
 # Readiness is checked every half second here (2 s by default) so the test can watch it turn.
 FAST_READINESS = {"COLLECTOR_READINESS_INTERVAL_S": "0.5", "COLLECTOR_ACK_TIMEOUT_S": "2"}

@@ -13,8 +13,8 @@ import pytest
 from devstack.balancer import Balancer
 from devstack.demo import collector_id_of, topic_count
 from devstack.kafka import Broker, read_topic
-from tests.conftest import Topics
-from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay, wait_for
+from tests.conftest import Topics, wait_for
+from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay
 
 
 @pytest.mark.kafka

@@ -17,7 +17,7 @@ from collector.problems import Problem
 from collector.schemas import TAXI_EVENT
 from collector.sinks import Delivery, MemorySink, Record
 from producer.sending import EncodedEvent, Outcome, RetryPolicy, Sender, Stats
-from tests.collector.conftest import make_settings, serving
+from tests.collector.conftest import PartialSink, make_settings, serving
 
 GOOD = orjson.dumps(TAXI_EVENT)
 NOT_JSON = b'{"event_type": NaN}'
@@ -109,20 +109,8 @@ def test_a_draining_collector_is_retried_until_the_budget_is_spent(batch: bool) 
     assert stats.retries == (2 * (FAST_GIVE_UP.max_attempts - 1))
 
 
-class HalfSink(MemorySink):
-    """Acknowledges the even-numbered records of each publish, never the odd ones."""
-
-    def publish(self, records: Sequence[Record], timeout_s: float) -> Delivery:
-        delivery = Delivery(asyncio.get_running_loop(), len(records), timeout_s)
-        for index, record in enumerate(records):
-            if index % 2 == 0:
-                self.records.append(record)
-                delivery.settle(index, None)
-        return delivery
-
-
 def test_a_partly_acknowledged_batch_resends_only_the_retry_elements() -> None:
-    outcomes, stats = replay(HalfSink(), [GOOD] * 4, batch=True, ack_timeout_s=0.01)
+    outcomes, stats = replay(PartialSink(), [GOOD] * 4, batch=True, ack_timeout_s=0.01)
     # 4 sent: 0 and 2 acknowledged; 1 and 3 resent: 1 acknowledged; 3 resent alone: acknowledged.
     assert outcomes == [A, A, A, A]
     assert stats.retries == 3
