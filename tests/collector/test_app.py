@@ -151,7 +151,7 @@ async def test_kafka_too_slow_is_503_with_retry_after(serve: Serve) -> None:
             "root_id": None,
             "error": {
                 "code": "ack_timeout",
-                "message": batch.json()["results"][0]["error"]["message"],
+                "message": Problem.ACK_TIMEOUT.message,
                 "details": [],
             },
         }
@@ -393,3 +393,17 @@ async def test_arbitrary_bodies_never_get_a_500(body: bytes, batch: bool) -> Non
         assert len(sink.records) == 1
         assert sink.records[0].topic == (RAW if response.status_code == 202 else DLQ)
         assert orjson.loads(sink.records[0].value)["root_id"] == response.json()["root_id"]
+
+
+async def test_a_new_route_is_labelled_by_its_own_path(serve: Serve) -> None:
+    async with serve(MemorySink()) as (client, app):
+
+        async def extra() -> dict[str, str]:
+            return {"ok": "yes"}
+
+        app.api.add_api_route("/api/v1/extra/{item}", extra)
+        assert (await client.get("/api/v1/extra/7")).status_code == 200
+        assert (await client.get("/api/v1/extra/7/8")).status_code == 404
+        text = (await client.get("/metrics")).text
+    assert 'collector_http_requests_total{route="/api/v1/extra/{item}",status="200"} 1.0' in text
+    assert 'collector_http_requests_total{route="other",status="404"} 1.0' in text
