@@ -133,6 +133,7 @@ def _collect_docs(settings: Settings) -> dict[str, dict[str, Any]]:
     taxi = {"summary": "a yellow taxi trip", "value": TAXI_EVENT}
     return {
         COLLECT: {
+            "name": "collect",
             "summary": "Collect one event",
             "description": "Validate one event, wrap it in an envelope and answer once Kafka "
             "has it.",
@@ -150,6 +151,7 @@ def _collect_docs(settings: Settings) -> dict[str, dict[str, Any]]:
             ),
         },
         COLLECT_BATCH: {
+            "name": "collect_batch",
             "summary": "Collect a batch of events",
             "description": "One result per element; the status says whether anything must be "
             "sent again.",
