@@ -134,6 +134,11 @@ def event_problems(event: object) -> list[dict[str, Any]]:
         EVENT.validate_python(event)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        # Missing fields first, then the others in the order the client wrote them.
+        order = {name: i for i, name in enumerate(event)} if type(event) is dict else {}
+        errors.sort(
+            key=lambda e: (e["type"] != "missing", order.get(e["loc"][0] if e["loc"] else 0, -1))
+        )
         return [_detail(list(error["loc"]), error["type"], error["msg"]) for error in errors]
     return []
 

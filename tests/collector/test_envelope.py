@@ -315,3 +315,13 @@ def test_not_json_or_unreadable_by_consumers_is_invalid_json(body: bytes) -> Non
     outcome = Enveloper("c-1").event(body)
     assert isinstance(outcome, Rejected)
     assert outcome.code == "invalid_json"
+
+
+def test_problems_list_missing_fields_first_then_the_rest_as_written() -> None:
+    problems = event_problems({"root_id": "x", "event_type": 5, "payload": []})
+    assert [(p["loc"], p["type"]) for p in problems] == [
+        (["schema_version"], "missing"),
+        (["root_id"], "extra_forbidden"),
+        (["event_type"], "string_type"),
+        (["payload"], "dict_type"),
+    ]
