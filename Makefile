@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka-jars kafka-up kafka-down lint check test demo demo-down bench images k8s-check browser
+.PHONY: help venv kafka-jars kafka-up kafka-down lint check test demo demo-down bench images k8s-check browser k8s-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -82,3 +82,9 @@ browser: ## headless Chromium and chromedriver for the docs tests (apt-get as ro
 	    echo "make browser: chromium and chromedriver not found; install them, for example \`sudo apt-get install $(BROWSER_APT)\` on Debian or Ubuntu" >&2; \
 	    exit 1; \
 	  fi; }
+
+# make k8s-e2e [PYTHON_IMAGE=base image] [LOAD=auto|kind|minikube|ctr|none] [KEEP=1] [FAULTS=0]
+k8s-e2e: $(STAMP) ## on the current kubectl context: build, load, apply, replay with faults, reconcile
+	@$(PY) -m devstack.k8s_e2e $(if $(PYTHON_IMAGE),--base-image $(PYTHON_IMAGE)) \
+		$(if $(LOAD),--load $(LOAD)) $(if $(filter 1 yes true,$(KEEP)),--keep) \
+		$(if $(filter 0 no false,$(FAULTS)),--no-faults)
