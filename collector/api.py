@@ -52,7 +52,9 @@ Accepts events over HTTP and answers only once Kafka has them (acks=all).
   shutting down); send it again. No request is ever answered 500.
 
 Bodies are parsed as JSON (RFC 8259, UTF-8) whatever their `Content-Type`, so browser beacons
-sending `text/plain` work too.
+sending `text/plain` work too. Bodies may be compressed (`Content-Encoding: gzip` or `deflate`); the
+size limit holds for the decompressed body too, and a body that does not decompress is a 400
+(`invalid_encoding`), dead-lettered as received.
 
 | code | status | retryable | dead-lettered | meaning |
 |---|---|---|---|---|
@@ -112,6 +114,7 @@ def _responses(ok: type[BaseModel], ok_text: str) -> dict[int | str, dict[str, A
             "description": "the body did not arrive within the request timeout; nothing stored",
         },
         413: {"model": ProblemReply, "description": "over the size limit; nothing stored"},
+        415: {"model": ProblemReply, "description": "an unknown Content-Encoding; nothing stored"},
         422: {"model": RejectedReply, "description": "JSON, but not an event; dead-lettered"},
         503: {
             "model": ok if ok is BatchReply else ProblemReply,

@@ -279,6 +279,11 @@ class Enveloper:
             Problem.INVALID_JSON, body, [_detail([], "json_invalid", str(exc))], timestamp
         )
 
+    def undecodable(self, body: bytes, coding: str, reason: str) -> Rejected:
+        """A body that does not decode with its declared `Content-Encoding`, kept as received."""
+        problem = _detail([], "content_encoding", f"{coding}: {reason}")
+        return self._reject(Problem.INVALID_ENCODING, body, [problem], rfc3339(self._clock()))
+
     def _reject(
         self,
         code: Problem,
@@ -299,7 +304,7 @@ class Enveloper:
             "collector_timestamp": timestamp,
             "error": {"code": code, "message": message, "details": details},
         }
-        if code is Problem.INVALID_UTF8:
+        if code in (Problem.INVALID_UTF8, Problem.INVALID_ENCODING):
             record["raw_base64"] = base64.b64encode(raw).decode()
         else:
             record["raw"] = raw.decode()

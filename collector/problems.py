@@ -48,6 +48,11 @@ class Problem(StrEnum):
         "invalid_batch", 422, False, True,
         "a batch body that is JSON but not a non-empty array of events",
     )  # fmt: skip
+    INVALID_ENCODING = (
+        "invalid_encoding", 400, False, True,
+        "the body does not decode with its `Content-Encoding`; the dead-letter record keeps it as "
+        "received in `raw_base64`",
+    )  # fmt: skip
     # Answers that store nothing, final.
     UNAUTHORIZED = (
         "unauthorized", 401, False, False,
@@ -60,6 +65,10 @@ class Problem(StrEnum):
     BATCH_TOO_LARGE = (
         "batch_too_large", 413, False, False,
         "the batch has more events than the limit; nothing was stored",
+    )  # fmt: skip
+    UNSUPPORTED_ENCODING = (
+        "unsupported_encoding", 415, False, False,
+        "the `Content-Encoding` is none of gzip, deflate, identity; nothing was stored",
     )  # fmt: skip
     RECORD_TOO_LARGE = (
         "record_too_large", 413, False, False,

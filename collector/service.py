@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from collector import encoding
 from collector.envelope import Accepted, Enveloper, Rejected, TooManyEvents, Verdict
 from collector.logs import Throttle
 from collector.metrics import Metrics
@@ -110,11 +111,20 @@ class CollectService:
         reply = self.gate(headers)
         if reply is not None:
             return reply
+        codings = encoding.codings(headers)
+        if isinstance(codings, encoding.Unsupported):
+            return self._problems[Problem.UNSUPPORTED_ENCODING]
         try:
             async with asyncio.timeout(self.request_timeout_s):
                 body = await read_body(receive, self.max_body_bytes)
         except TimeoutError:
             return self._problems[Problem.REQUEST_TIMEOUT]
+        if body is not None and codings:
+            decoded = encoding.decode(body, codings, self.max_body_bytes)
+            if isinstance(decoded, encoding.Corrupt):
+                rejection = self.enveloper.undecodable(body, decoded.coding, decoded.reason)
+                return await self.single_rejection(rejection)
+            body = decoded if isinstance(decoded, bytes) else None
         return self._problems[Problem.BODY_TOO_LARGE] if body is None else await handler(body)
 
     def _authorized(self, authorization: bytes | None) -> bool:

@@ -21,7 +21,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_every_problem_is_complete_and_consistent(problem: Problem) -> None:
     assert problem.value == str(problem)
     assert problem.value.isidentifier()
-    assert problem.status in {400, 401, 408, 413, 422, 503}
+    assert problem.status in {400, 401, 408, 413, 415, 422, 503}
     assert problem.message
     assert isinstance(problem.retryable, bool)
     assert isinstance(problem.dead_lettered, bool)
