@@ -76,4 +76,5 @@ def create_app(
             left = await sink.close(settings.drain_timeout_s)
             log.info("collector stopped", extra={"undelivered": left})
 
-    return Front(build_api(settings, service, endpoints, lifespan), service, endpoints)
+    api = build_api(settings, service, endpoints, lifespan)
+    return Front(api, service, endpoints, settings.cors_origins)

@@ -8,11 +8,12 @@ about 1.5x that ceiling (bench/results.md). The fast path is one dict lookup,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
 
+from collector import cors
 from collector.service import CollectService, Disconnected, Handler, Receive, Reply
 
 Scope = MutableMapping[str, Any]
@@ -61,14 +62,24 @@ class Front:
     """The ASGI app that serves: the collect endpoints by path, the rest through FastAPI (`api`)."""
 
     def __init__(
-        self, api: FastAPI, service: CollectService, endpoints: Mapping[str, CollectEndpoint]
+        self,
+        api: FastAPI,
+        service: CollectService,
+        endpoints: Mapping[str, CollectEndpoint],
+        cors_origins: Iterable[str] = (),
     ) -> None:
         self.api = api
         self.service = service
         self.metrics = service.metrics
         self._fast = dict(endpoints)
+        origins = tuple(cors_origins)
+        self._entry = cors.allow_origins(self._route, origins) if origins else self._route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app, behind the CORS middleware when origins are configured."""
+        await self._entry(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route: POST to a collect path is answered here, the rest goes to FastAPI."""
         if scope["type"] == "http":
             endpoint = self._fast.get(scope["path"])

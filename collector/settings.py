@@ -40,8 +40,10 @@ class Settings(BaseSettings):
     # A client has this long to send a whole request (headers, then body); then 408, cut off.
     request_timeout_s: float = Field(10.0, gt=0)
     log_level: str = "INFO"
+    # Origins allowed to post from a browser (CORS), comma-separated, `*` for any; none by default.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
