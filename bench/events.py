@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
 import orjson
@@ -30,3 +31,8 @@ def single_body() -> bytes:
 
 def batch_body(size: int = BATCH_SIZE) -> bytes:
     return orjson.dumps([event(row) for row in range(size)])
+
+
+def gzipped(body: bytes) -> bytes:
+    """`body` as an SDK sends it with `Content-Encoding: gzip` (zlib's default level 6)."""
+    return gzip.compress(body, compresslevel=6)

@@ -113,8 +113,9 @@ def wrk(
     server_pid: int,
     cpus: frozenset[int] = LOAD_CPUS,
     connections: int = 32,
+    encoding: str | None = None,
 ) -> WrkRun:
-    """One closed-loop run: wrk -t1 -c32 POSTing `body`, pinned to `cpus`."""
+    """One closed-loop run: wrk -t1 -c32 POSTing `body` (with `Content-Encoding: encoding`)."""
     cmd = [
         "taskset", "-c", cpu_list(cpus), ensure_wrk(), "-t1", f"-c{connections}",
         f"-d{duration_s:g}s", "--latency", "--timeout", "10s", "-s", str(LUA), url,
@@ -125,7 +126,7 @@ def wrk(
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "BENCH_BODY": str(body)},
+        env={**os.environ, "BENCH_BODY": str(body), "BENCH_ENCODING": encoding or ""},
         timeout=duration_s + 60,
     ).stdout
     cpu_used = tree_cpu_s(server_pid) - cpu_before

@@ -113,11 +113,14 @@ def http_status(url: str, timeout_s: float = 2.0) -> int:
         return 0
 
 
-def post(url: str, body: bytes, timeout_s: float = 10.0) -> tuple[int, bytes]:
-    """POST a JSON body; the status and the answer."""
-    request = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
+def post(
+    url: str, body: bytes, timeout_s: float = 10.0, encoding: str | None = None
+) -> tuple[int, bytes]:
+    """POST a JSON body (compressed with `encoding` when given); the status and the answer."""
+    headers = {"Content-Type": "application/json"}
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return int(response.status), response.read()

@@ -179,7 +179,8 @@ def markdown(results: Results) -> str:
         f"CPU {cpu_list(LOAD_CPUS)} busy | non-2xx |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for key in ("bare", "hello", "tutorial", "ours_single", "ours_batch", "ours_single_c128"):
+    for key in ("bare", "hello", "tutorial", "ours_single", "ours_batch", "ours_single_gzip",
+                "ours_batch_gzip", "ours_single_c128"):  # fmt: skip
         row = results.closed.get(key)
         if not row:
             continue
@@ -412,8 +413,8 @@ def plot(results: Results, path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
     labels, values, colours = [], [], []
-    order = ["bare", "hello", "tutorial", "ours_single", "ours_batch",
-             "w1_single", "w2_single", "w1_batch", "w2_batch"]  # fmt: skip
+    order = ["bare", "hello", "tutorial", "ours_single", "ours_batch", "ours_single_gzip",
+             "ours_batch_gzip", "w1_single", "w2_single", "w1_batch", "w2_batch"]  # fmt: skip
     for key in order:
         if key in results.closed:
             labels.append(results.labels[key].replace(" (", "\n(").replace(", ", "\n", 1))

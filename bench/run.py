@@ -82,6 +82,7 @@ class Target:
     events_per_request: int
     expect_status: int
     connections: int = 32
+    encoding: str | None = None
     runs: list[load.WrkRun] = field(default_factory=list)
 
     @property
@@ -132,7 +133,7 @@ def collector(name: str, bootstrap: str, raw: str, dlq: str, workers: int) -> Se
 
 def check_answers(target: Target) -> None:
     """One request first: the app must answer as expected before it is timed."""
-    status, answer = procs.post(target.url, target.body.read_bytes())
+    status, answer = procs.post(target.url, target.body.read_bytes(), encoding=target.encoding)
     if status != target.expect_status:
         raise RuntimeError(
             f"{target.label}: expected {target.expect_status}, got {status}: {answer[:300]!r}"
@@ -146,11 +147,17 @@ def closed_loop(
     for target in targets:
         check_answers(target)
         load.wrk(target.url, target.body, plan.warmup_s, target.server.pid, cpus,
-                 target.connections)  # fmt: skip
+                 target.connections, target.encoding)  # fmt: skip
     for run in range(plan.runs):
         for target in targets:
             result = load.wrk(
-                target.url, target.body, plan.run_s, target.server.pid, cpus, target.connections
+                target.url,
+                target.body,
+                plan.run_s,
+                target.server.pid,
+                cpus,
+                target.connections,
+                target.encoding,
             )
             target.runs.append(result)
             progress(
@@ -282,6 +289,12 @@ def run_servers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Re
                "/api/v1/collect", bodies["single"], 1, 202),
         Target("ours_batch", "our collector, batches of 100, 1 worker", ours,
                "/api/v1/collect/batch", bodies["batch"], events.BATCH_SIZE, 202),
+        # Compressed bodies (Content-Encoding: gzip), as SDKs send them: the cost of decoding.
+        Target("ours_single_gzip", "our collector, single events gzipped, 1 worker", ours,
+               "/api/v1/collect", bodies["single_gzip"], 1, 202, encoding="gzip"),
+        Target("ours_batch_gzip", "our collector, batches of 100 gzipped, 1 worker", ours,
+               "/api/v1/collect/batch", bodies["batch_gzip"], events.BATCH_SIZE, 202,
+               encoding="gzip"),
         # Not a target: with more clients in flight, is -c32 bound by the Kafka round trip?
         Target("ours_single_c128", "our collector, single events, 1 worker, wrk -c128 "
                "(for insight only)", ours, "/api/v1/collect", bodies["single"], 1, 202,
@@ -316,7 +329,16 @@ def run_servers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Re
             ours.stop()
     if ours_targets:
         held = raw_topic_records(bootstrap, ["bench-raw-1"])
-        acked = accepted_events(results, ["ours_single", "ours_batch", "ours_single_c128"])
+        acked = accepted_events(
+            results,
+            [
+                "ours_single",
+                "ours_batch",
+                "ours_single_gzip",
+                "ours_batch_gzip",
+                "ours_single_c128",
+            ],
+        )
         results.kafka_check = {"acknowledged_at_least": acked, "on_raw_topic": held}
         progress(f"raw topic holds {held:,} records; load generators saw {acked:,} acknowledged")
 
@@ -435,6 +457,10 @@ def main() -> int:
     bodies = {"single": WORK / "single.json", "batch": WORK / "batch.json"}
     bodies["single"].write_bytes(events.single_body())
     bodies["batch"].write_bytes(events.batch_body())
+    bodies["single_gzip"] = WORK / "single.json.gz"
+    bodies["batch_gzip"] = WORK / "batch.json.gz"
+    bodies["single_gzip"].write_bytes(events.gzipped(events.single_body()))
+    bodies["batch_gzip"].write_bytes(events.gzipped(events.batch_body()))
     with tempfile.TemporaryDirectory(prefix="bench-kafka-") as state:
         broker = Broker(
             Path(state), port=free_port(), controller_port=free_port(), die_with_parent=True
