@@ -115,6 +115,11 @@ def _responses(ok: type[BaseModel], ok_text: str) -> dict[int | str, dict[str, A
         },
         413: {"model": ProblemReply, "description": "over the size limit; nothing stored"},
         415: {"model": ProblemReply, "description": "an unknown Content-Encoding; nothing stored"},
+        429: {
+            "model": ProblemReply,
+            "description": "over the API key's rate limit (when one is set); nothing stored",
+            "headers": retry_after,
+        },
         422: {"model": RejectedReply, "description": "JSON, but not an event; dead-lettered"},
         503: {
             "model": ok if ok is BatchReply else ProblemReply,

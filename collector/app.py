@@ -55,6 +55,7 @@ def create_app(
         max_batch_events=settings.max_batch_events,
     )
     service = CollectService(settings, sink, metrics, enveloper)
+    metrics.ready.set_function(lambda: float(sink.ready and not service.draining))
     endpoints = {
         path: CollectEndpoint(path, service, handler)
         for path, handler in collect_handlers(service).items()

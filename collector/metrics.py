@@ -62,6 +62,17 @@ class Metrics:
             registry=self.registry,
         )
         self.kafka_up.set_function(kafka_up)
+        self.rate_limited = Counter(
+            "collector_requests_rate_limited",
+            "Collect requests answered 429 because their API key was over its rate limit",
+            registry=self.registry,
+        )
+        # Set by the app: 1 while /readyz answers 200 (Kafka reachable, not draining).
+        self.ready = Gauge(
+            "collector_ready",
+            "1 while this collector takes events (Kafka reachable, not draining), else 0",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, ...], MetricWrapperBase] = {}
 
     def request(self, route: str, status: int) -> None:

@@ -75,6 +75,10 @@ class Problem(StrEnum):
         "the record is larger than Kafka accepts; nothing was stored",
     )  # fmt: skip
     # Nothing stored, nothing claimed: send it again.
+    RATE_LIMITED = (
+        "rate_limited", 429, True, False,
+        "this API key is over its rate limit; nothing was stored, send it again later",
+    )  # fmt: skip
     REQUEST_TIMEOUT = (
         "request_timeout", 408, True, False,
         "the body did not arrive in time; nothing was stored, send it again",
@@ -102,5 +106,5 @@ class Problem(StrEnum):
 
     @property
     def reply_status(self) -> str:
-        """The `status` word of the reply body: `retry` for 503, else `rejected`."""
-        return "retry" if self.status == 503 else "rejected"
+        """The `status` word of the reply body: `retry` for 429 and 503, else `rejected`."""
+        return "retry" if self.status in (429, 503) else "rejected"

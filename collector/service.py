@@ -21,6 +21,7 @@ from collector.envelope import Accepted, Enveloper, Rejected, TooManyEvents, Ver
 from collector.logs import Throttle
 from collector.metrics import Metrics
 from collector.problems import Problem
+from collector.ratelimit import RateLimiter, retry_after_s
 from collector.settings import Settings
 from collector.sinks import Record, Sink
 
@@ -73,6 +74,11 @@ class CollectService:
             problem: self._problem(problem) for problem in Problem if not problem.dead_lettered
         }
         self._throttle = Throttle(interval_s=10.0)
+        self._limiter = (
+            RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+            if settings.rate_limit_per_s > 0
+            else None
+        )
 
     def _problem(self, problem: Problem) -> Reply:
         body = orjson.dumps(
@@ -100,6 +106,11 @@ class CollectService:
             return self._problems[Problem.UNAUTHORIZED]
         if self.draining:
             return self._problems[Problem.DRAINING]
+        if self._limiter is not None:
+            # Per API key (the bearer was just checked); one shared bucket when keys are off.
+            wait_s = self._limiter.take(authorization if self._bearers and authorization else b"")
+            if wait_s:
+                return self._rate_limited(wait_s)
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             return self._problems[Problem.BODY_TOO_LARGE]
         return None
@@ -126,6 +137,12 @@ class CollectService:
                 return await self.single_rejection(rejection)
             body = decoded if isinstance(decoded, bytes) else None
         return self._problems[Problem.BODY_TOO_LARGE] if body is None else await handler(body)
+
+    def _rate_limited(self, wait_s: float) -> Reply:
+        self.metrics.rate_limited.inc()
+        reply = self._problems[Problem.RATE_LIMITED]
+        retry_after = (b"retry-after", str(retry_after_s(wait_s)).encode())
+        return Reply(429, reply.body, [*reply.headers, retry_after])
 
     def _authorized(self, authorization: bytes | None) -> bool:
         if authorization is None:

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # A client has this long to send a whole request (headers, then body); then 408, cut off.
     request_timeout_s: float = Field(10.0, gt=0)
     log_level: str = "INFO"
+    # Collect requests per second allowed per API key (one shared bucket when keys are off), with
+    # bursts up to `rate_limit_burst` (default: one second's worth); 0 turns the limit off.
+    rate_limit_per_s: float = Field(0.0, ge=0)
+    rate_limit_burst: int = Field(0, ge=0)
     # Origins allowed to post from a browser (CORS), comma-separated, `*` for any; none by default.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 

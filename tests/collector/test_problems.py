@@ -21,7 +21,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_every_problem_is_complete_and_consistent(problem: Problem) -> None:
     assert problem.value == str(problem)
     assert problem.value.isidentifier()
-    assert problem.status in {400, 401, 408, 413, 415, 422, 503}
+    assert problem.status in {400, 401, 408, 413, 415, 422, 429, 503}
     assert problem.message
     assert isinstance(problem.retryable, bool)
     assert isinstance(problem.dead_lettered, bool)
@@ -31,7 +31,7 @@ def test_every_problem_is_complete_and_consistent(problem: Problem) -> None:
         assert not problem.retryable
     else:
         assert problem.status not in {400, 422}
-    assert problem.retryable == (problem.status in {408, 503})
+    assert problem.retryable == (problem.status in {408, 429, 503})
 
 
 def test_codes_and_messages_are_unique() -> None:
@@ -54,7 +54,7 @@ def test_every_problem_that_stores_nothing_has_a_documented_canned_reply() -> No
         body = ProblemReply.model_validate_json(reply.body)
         assert body.error.code is problem
         assert body.error.message == problem.message
-        assert body.status == ("retry" if problem.status == 503 else "rejected")
+        assert body.status == ("retry" if problem.status in {429, 503} else "rejected")
         headers = dict(reply.headers)
         assert headers[b"content-type"] == b"application/json"
         assert (b"retry-after" in headers) == (problem.status == 503)
