@@ -13,11 +13,14 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from collector import encoding
+from collector.app import create_app
 from collector.schemas import GREEN_EVENT, TAXI_EVENT
 from collector.sinks import MemorySink
-from tests.collector.conftest import DLQ, RAW
+from tests.collector.conftest import DLQ, RAW, make_settings, serving
 from tests.collector.live import live_collector
 
 Serve = Callable[..., Any]
@@ -264,3 +267,42 @@ def test_a_bomb_costs_the_limit_in_memory_not_what_it_expands_to() -> None:
         tracemalloc.stop()
     assert decoded is encoding.TOO_LARGE
     assert peak < 4 * 1_048_576
+
+
+_PACKERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "raw-deflate": raw_deflate,
+    "none": lambda body: body,
+}
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.binary(max_size=400),
+    packing=st.sampled_from(sorted(_PACKERS)),
+    cut=st.integers(min_value=0, max_value=40),
+    coding=st.sampled_from(["gzip", "deflate", "gzip, deflate", "x-gzip"]),
+    batch=st.booleans(),
+)
+async def test_arbitrary_compressed_bodies_never_get_a_5xx(
+    body: bytes, packing: str, cut: int, coding: str, batch: bool
+) -> None:
+    packed = _PACKERS[packing](body)
+    packed = packed[: len(packed) - cut] if cut < len(packed) else packed
+    sink = MemorySink()
+    app = create_app(make_settings(max_body_bytes=300), sink)
+    async with serving(app) as client:
+        response = await client.post(
+            "/api/v1/collect/batch" if batch else "/api/v1/collect",
+            content=packed,
+            headers={"content-encoding": coding},
+        )
+    assert response.status_code in {202, 400, 413, 422}
+    if response.status_code == 413:
+        assert sink.records == []
+    elif response.status_code == 400 and response.json()["error"]["code"] == "invalid_encoding":
+        [record] = sink.records
+        assert base64.b64decode(orjson.loads(record.value)["raw_base64"]) == packed
