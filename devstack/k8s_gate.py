@@ -56,7 +56,7 @@ __all__ = ["Finding", "GateSetupError", "Report", "main", "run_gate", "selector_
 
 K8S_DIR = ROOT / "k8s"
 DOCKERFILES = (ROOT / "Dockerfile.collector", ROOT / "Dockerfile.producer")
-OVERLAYS = ("local", "production", "e2e")
+OVERLAYS = ("local", "production", "e2e", "monitored")
 # The minor versions still supported upstream or by the big managed offerings when this was pinned.
 KUBERNETES_VERSIONS = ("1.33", "1.34", "1.35", "1.36", "1.37")
 EXCEPTIONS_FILE = "policy-exceptions.yaml"
