@@ -69,7 +69,8 @@ images: ## build both images (needs a running Docker engine)
 k8s-check: $(STAMP) ## render every overlay and check manifests and Dockerfiles offline
 	@$(PY) -m devstack.k8s_gate
 
-# Debian's own Chromium (no browser download), used headless by tests/e2e/test_docs_browser.py.
+# Debian's own Chromium (no browser download), used headless by tests/e2e/test_docs_browser.py
+# and tests/collector/test_browser.py.
 BROWSER_APT := chromium chromium-driver fonts-liberation
 
 browser: ## headless Chromium and chromedriver for the docs tests (apt-get as root when missing)

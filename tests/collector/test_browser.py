@@ -1,14 +1,12 @@
 """A real browser (headless Chromium) on another origin posting events to a running collector.
 
-Chromium and its driver are Debian's `chromium` and `chromium-driver`, installed with apt when
-missing and run as root.
+Chromium and its driver are Debian's `chromium` and `chromium-driver` (`make browser`, part of
+`make test`, installs them).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -28,30 +26,15 @@ from tests.collector.live import live_collector
 
 pytestmark = pytest.mark.slow
 
-BROWSER = "chromium"
-DRIVER = "chromedriver"
-
-
-def _browser_paths() -> tuple[str, str]:
-    """Chromium and chromedriver, installed from Debian's packages on first use."""
-    if not (shutil.which(BROWSER) and shutil.which(DRIVER)) and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"],
-            check=True,
-            env=env,
-            timeout=1200,
-        )
-    browser, driver = shutil.which(BROWSER), shutil.which(DRIVER)
-    if browser is None or driver is None:
-        raise RuntimeError("install Debian's chromium and chromium-driver (apt-get, as root)")
-    return browser, driver
-
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[webdriver.Chrome]:
-    browser, driver = _browser_paths()
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if browser is None or driver is None:
+        raise RuntimeError(
+            "Debian's chromium and chromium-driver are needed: `make browser` installs them "
+            "(as root), or `apt-get install chromium chromium-driver`"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
