@@ -50,3 +50,5 @@ def test_the_workflow_runs_the_make_targets() -> None:
     assert "make test" in runs["test"]
     assert "make images" in runs["images"]
     assert "make k8s-e2e" in runs["k8s-e2e"]
+    # make k8s-e2e runs on kubectl's current context: the job makes one first.
+    assert runs["k8s-e2e"].index("kind create cluster") < runs["k8s-e2e"].index("make k8s-e2e")
