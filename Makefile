@@ -8,6 +8,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KAFKA_PORT ?= 9092
+# 3: three brokers (KAFKA_PORT and the next two) and a controller, topics replicated three times
+BROKERS ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: help venv kafka-jars kafka-up kafka-down lint check test demo demo-down bench images k8s-check browser k8s-e2e
@@ -28,10 +30,10 @@ venv: $(STAMP) ## create or refresh the virtualenv from pyproject.toml
 kafka-jars: $(STAMP) ## fetch the pinned Kafka broker's jars with Maven (cached)
 	@$(PY) -m devstack.kafka fetch
 
-kafka-up: kafka-jars ## start a broker on 127.0.0.1:$(KAFKA_PORT) and create the topics
-	@$(PY) -m devstack.kafka up --port $(KAFKA_PORT)
+kafka-up: kafka-jars ## start a broker (BROKERS=3: three) on 127.0.0.1:$(KAFKA_PORT) and create the topics
+	@$(PY) -m devstack.kafka up --port $(KAFKA_PORT) --brokers $(BROKERS)
 
-kafka-down: $(STAMP) ## stop the broker started by kafka-up
+kafka-down: $(STAMP) ## stop the broker or brokers started by kafka-up
 	@$(PY) -m devstack.kafka down
 
 lint: $(STAMP) ## ruff and mypy

@@ -1,4 +1,5 @@
-"""Shared fixtures: one real Kafka broker per test session, fresh topics per test."""
+"""Shared fixtures: one real Kafka broker (and, for replication tests, one cluster of three) per
+test session, fresh topics per test."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kafka import Broker, free_port
+from devstack.kafka import FAST_FAILOVER, Broker, Cluster, free_port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that needs the broker, so `-m "not kafka"` (make check) leaves it out."""
     for item in items:
-        if "kafka" in getattr(item, "fixturenames", ()):
+        if {"kafka", "kafka_cluster"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.kafka)
 
 
@@ -66,3 +67,34 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not within {timeout_s}s")
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three brokers and a controller on free ports, failing over in seconds; always stopped."""
+    cluster = Cluster(
+        tmp_path_factory.mktemp("kafka-cluster"),
+        ports=(free_port(), free_port(), free_port()),
+        controller_port=free_port(),
+        overrides=FAST_FAILOVER,
+        die_with_parent=True,
+    )
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster_topics(kafka_cluster: Cluster) -> Topics:
+    """A raw and a dead-letter topic (3 partitions, 3 replicas, 2 in sync), new for every test.
+
+    Every broker is running and unpaused first, whatever the test before did to them.
+    """
+    kafka_cluster.heal()
+    suffix = uuid.uuid4().hex[:10]
+    made = Topics(raw=f"raw-events-{suffix}", dead_letter=f"raw-events-dlq-{suffix}")
+    kafka_cluster.create_topics([made.raw, made.dead_letter])
+    kafka_cluster.wait_in_sync([made.raw, made.dead_letter])
+    return made
