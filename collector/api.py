@@ -235,14 +235,16 @@ def build_api(
         responses={503: {"model": Health, "description": "Kafka unreachable or draining"}},
     )
     async def readyz() -> JSONResponse:
-        """200 only when Kafka is reachable and the service is not shutting down."""
+        """200 only when Kafka can take writes and the service is not draining; else why not."""
         kafka = service.sink.ready
         ready = kafka and not service.draining
+        reason = "draining" if service.draining else service.sink.problem
         return JSONResponse(
             {
                 "status": "ready" if ready else "not_ready",
                 "kafka": kafka,
                 "draining": service.draining,
+                **({} if ready or reason is None else {"reason": reason}),
             },
             status_code=200 if ready else 503,
         )

@@ -142,3 +142,6 @@ class Health(BaseModel):
     status: Literal["ok", "ready", "not_ready"]
     kafka: bool | None = None
     draining: bool | None = None
+    # Why not ready: "draining", "kafka unreachable", a topic missing, or a partition with no
+    # leader or fewer replicas in sync than min.insync.replicas.
+    reason: str | None = None

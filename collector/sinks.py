@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from collector.logs import Throttle, librdkafka_logger
 from collector.problems import Problem
@@ -70,6 +71,10 @@ class Sink(Protocol):
     @property
     def ready(self) -> bool:
         """Whether the destination is reachable now."""
+
+    @property
+    def problem(self) -> str | None:
+        """Why it is not ready, in a few words; None when it is."""
 
     def queue_depth(self) -> int:
         """Records handed over but not yet acknowledged."""
@@ -139,20 +144,35 @@ class KafkaSink:
         self._checker: asyncio.Task[None] | None = None
         self._up = False
         self._fatal = False
+        self._problem: str | None = "not checked yet"
+        self._admin: AdminClient | None = None
+        # Per topic: its min.insync.replicas and when it was read (it rarely changes).
+        self._min_insync: dict[str, tuple[int, float]] = {}
         self._throttle = Throttle(interval_s=10.0)
 
     async def start(self) -> None:
         """Create the producer, start the poll thread and the reachability check."""
         self._loop = asyncio.get_running_loop()
         self._producer = Producer(self._config)
+        # Topic configs are read by an admin client with the same connection settings.
+        self._admin = AdminClient(
+            {k: v for k, v in self._config.items() if k.startswith(_CONNECTION_KEYS)}
+        )
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
         self._checker = asyncio.create_task(self._check_forever())
 
     @property
     def ready(self) -> bool:
-        """Whether the last metadata check reached the broker and found the topics."""
+        """Whether the last check found every partition with a leader and enough in sync."""
         return self._up and not self._fatal
+
+    @property
+    def problem(self) -> str | None:
+        """What the last check found wrong (None when ready)."""
+        if self._fatal:
+            return "kafka producer fatal error"
+        return None if self._up else (self._problem or "kafka unreachable")
 
     def queue_depth(self) -> int:
         """Records in librdkafka's queue, not yet acknowledged."""
@@ -249,31 +269,75 @@ class KafkaSink:
             if self._up:
                 log.warning("kafka unreachable", extra={"error": str(err)})
             self._up = False
+            self._problem = "kafka unreachable"
         elif self._throttle.allow("client:" + err.name()):
             log.warning("kafka client error", extra={"error": str(err)})
 
     async def _check_forever(self) -> None:
         while True:
-            up = await asyncio.to_thread(self._check_once)
+            problem = await asyncio.to_thread(self._check_once)
+            up = problem is None
             if up and not self._up:
-                log.info("kafka reachable")
-            elif self._up and not up:
-                log.warning("kafka unreachable")
-            self._up = up
+                log.info("kafka ready")
+            elif problem != self._problem and not up:
+                log.warning("kafka not ready", extra={"reason": problem})
+            self._up, self._problem = up, problem
             await asyncio.sleep(self._readiness_interval_s)
 
-    def _check_once(self) -> bool:
+    def _check_once(self) -> str | None:
+        """None when every topic can take an acks=all write now, else why not.
+
+        Reachable with the topics present is not enough: with fewer replicas in sync than
+        `min.insync.replicas`, every write fails (NOT_ENOUGH_REPLICAS) after the ack timeout, so
+        a replica that says ready would draw traffic it can only answer with 503.
+        """
         assert self._producer is not None
         timeout_s = max(1.0, self._readiness_interval_s)
         try:
             for topic in self._check_topics:
                 metadata = self._producer.list_topics(topic, timeout=timeout_s)
                 found = metadata.topics.get(topic)
-                if not metadata.brokers or found is None or found.error is not None:
-                    return False
+                if not metadata.brokers:
+                    return "kafka unreachable"
+                if found is None or found.error is not None:
+                    return f"topic {topic} not found"
+                min_insync = self._min_insync_replicas(topic, timeout_s)
+                for partition in sorted(found.partitions.values(), key=lambda p: p.id):
+                    if partition.leader < 0:
+                        return f"{topic} partition {partition.id} has no leader"
+                    if len(partition.isrs) < min_insync:
+                        return (
+                            f"{topic} partition {partition.id}: {len(partition.isrs)} of "
+                            f"{len(partition.replicas)} replicas in sync, "
+                            f"min.insync.replicas is {min_insync}"
+                        )
         except KafkaException:
-            return False
-        return True
+            return "kafka unreachable"
+        return None
+
+    def _min_insync_replicas(self, topic: str, timeout_s: float) -> int:
+        """The topic's min.insync.replicas, read again every few minutes; 1 if unreadable."""
+        known = self._min_insync.get(topic)
+        if known is not None and time.monotonic() - known[1] < _TOPIC_CONFIG_MAX_AGE_S:
+            return known[0]
+        assert self._admin is not None
+        value = known[0] if known else 1
+        try:
+            resource = ConfigResource("topic", topic)
+            configs = self._admin.describe_configs([resource], request_timeout=timeout_s)
+            entry = configs[resource].result(timeout=timeout_s).get("min.insync.replicas")
+            value = int(entry.value) if entry is not None else value
+        except (KafkaException, ValueError, TypeError) as exc:
+            # Without DescribeConfigs rights readiness still checks leaders; say so once.
+            if self._throttle.allow("describe:" + topic):
+                log.warning("topic config unreadable", extra={"topic": topic, "error": str(exc)})
+        self._min_insync[topic] = (value, time.monotonic())
+        return value
+
+
+# Settings an admin client shares with the producer: where the brokers are and how to connect.
+_CONNECTION_KEYS = ("bootstrap.", "security.", "sasl.", "ssl.", "client.", "socket.", "logger")
+_TOPIC_CONFIG_MAX_AGE_S = 300.0
 
 
 def _settle_all(acks: list[tuple[Delivery, int, Problem | None]]) -> None:
@@ -299,6 +363,11 @@ class MemorySink:
     def ready(self) -> bool:
         """Whatever the test set in `reachable`."""
         return self.reachable
+
+    @property
+    def problem(self) -> str | None:
+        """ "unreachable" unless `reachable`."""
+        return None if self.reachable else "unreachable"
 
     def queue_depth(self) -> int:
         """Deliveries being held back."""

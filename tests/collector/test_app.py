@@ -274,12 +274,22 @@ async def test_probes_follow_kafka_and_draining(serve: Serve) -> None:
         sink.reachable = False
         not_ready = await client.get("/readyz")
         assert not_ready.status_code == 503
-        assert not_ready.json() == {"status": "not_ready", "kafka": False, "draining": False}
+        assert not_ready.json() == {
+            "status": "not_ready",
+            "kafka": False,
+            "draining": False,
+            "reason": "unreachable",
+        }
         assert (await client.get("/healthz")).status_code == 200
         sink.reachable = True
         app.service.draining = True
         draining = await client.get("/readyz")
-        assert draining.json() == {"status": "not_ready", "kafka": True, "draining": True}
+        assert draining.json() == {
+            "status": "not_ready",
+            "kafka": True,
+            "draining": True,
+            "reason": "draining",
+        }
         refused = await client.post("/api/v1/collect", content=TAXI)
         assert (await client.get("/healthz")).status_code == 200
     assert refused.status_code == 503
