@@ -15,7 +15,7 @@ import pytest
 
 from devstack.balancer import Backend, Balancer
 from devstack.collector import CollectorProcess
-from devstack.kafka import ROOT, Broker
+from devstack.kafka import ROOT, Broker, Cluster
 from tests.conftest import Topics
 
 SAMPLE_ROWS = 2_000
@@ -43,7 +43,7 @@ def rss_bytes(pid: int) -> int:
 class Replicas:
     """Collector replicas started for one test; all stopped (or killed) when it ends."""
 
-    kafka: Broker
+    kafka: Broker | Cluster
     topics: Topics
     log_dir: Path
     started: list[CollectorProcess]
@@ -71,6 +71,19 @@ class Replicas:
 @pytest.fixture
 def replicas(kafka: Broker, topics: Topics, tmp_path: Path) -> Iterator[Replicas]:
     made = Replicas(kafka, topics, tmp_path, [])
+    try:
+        yield made
+    finally:
+        for replica in made.started:
+            replica.stop(timeout_s=20)
+
+
+@pytest.fixture
+def cluster_replicas(
+    kafka_cluster: Cluster, cluster_topics: Topics, tmp_path: Path
+) -> Iterator[Replicas]:
+    """Collector replicas writing to the three-broker cluster's topics."""
+    made = Replicas(kafka_cluster, cluster_topics, tmp_path, [])
     try:
         yield made
     finally:
@@ -142,7 +155,7 @@ def finish_replay(process: subprocess.Popen[str], timeout_s: float = 120) -> dic
     return summary
 
 
-def reconcile(files: Sequence[str], kafka: Broker, topics: Topics) -> dict[str, Any]:
+def reconcile(files: Sequence[str], kafka: Broker | Cluster, topics: Topics) -> dict[str, Any]:
     """`python -m producer reconcile` over the test's topics; its JSON line, with 'exit'."""
     result = subprocess.run(
         [sys.executable, "-m", "producer", "reconcile", *files,
