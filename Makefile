@@ -48,11 +48,12 @@ check: lint ## ruff, mypy and the quick tests (under a minute, no broker, no Jav
 test: lint kafka-jars k8s-check browser ## lint, the offline deployment gate, and every test against a real broker
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# make demo [KEEP=1] [DATA="files or URLs"] [ROWS=5000] [RATE=300] [BATCH=10] [REPLICAS=3]
+# make demo [KEEP=1] [DATA="files or URLs"] [ROWS=5000] [RATE=300] [BATCH=10] [REPLICAS=3] [BROKERS=3]
 demo: kafka-jars ## Kafka, collector replicas behind HAProxy, three producers, summary, reconciliation
 	@$(PY) -m devstack.demo up --data "$(DATA)" $(if $(filter 1 yes true,$(KEEP)),--keep) \
 		$(if $(ROWS),--rows $(ROWS)) $(if $(RATE),--rate $(RATE)) \
-		$(if $(BATCH),--batch-size $(BATCH)) $(if $(REPLICAS),--replicas $(REPLICAS))
+		$(if $(BATCH),--batch-size $(BATCH)) $(if $(REPLICAS),--replicas $(REPLICAS)) \
+		--brokers $(BROKERS)
 
 demo-down: $(STAMP) ## stop the stack left running by make demo KEEP=1
 	@$(PY) -m devstack.demo down

@@ -33,6 +33,7 @@ from devstack.kafka import (
     DEFAULT_TOPICS,
     ROOT,
     Broker,
+    Cluster,
     KafkaSetupError,
     _port_open,
     free_port,
@@ -283,7 +284,7 @@ class Stack:
 
     state_dir: Path
     keep: bool = False
-    broker: Broker | None = None
+    broker: Broker | Cluster | None = None
     replicas: list[CollectorProcess] = field(default_factory=list)
     balancer: Balancer | None = None
     producers: list[ProducerProcess] = field(default_factory=list)
@@ -300,12 +301,20 @@ class Stack:
     def collector_url(self) -> str | None:
         return self.balancer.url if self.balancer is not None else None
 
-    def start_broker(self, port: int) -> Broker:
+    def start_broker(self, port: int, brokers: int = 1) -> Broker | Cluster:
         kafka_dir = self.state_dir / "kafka"
         # A fresh broker each run, so the reconciliation sees this run's events only.
         shutil.rmtree(kafka_dir, ignore_errors=True)
-        self.broker = Broker(kafka_dir, port=port_or_free(port), die_with_parent=not self.keep)
-        say(f"==> starting Kafka on {self.broker.bootstrap_servers} (state in {kafka_dir})")
+        if brokers == 3:
+            ports = (port_or_free(port), port_or_free(port + 1), port_or_free(port + 2))
+            self.broker = Cluster(kafka_dir, ports=ports, die_with_parent=not self.keep)
+            say(
+                f"==> starting Kafka: three brokers on {self.broker.bootstrap_servers} and a "
+                f"controller; topics with 3 replicas, min.insync.replicas 2 (state in {kafka_dir})"
+            )
+        else:
+            self.broker = Broker(kafka_dir, port=port_or_free(port), die_with_parent=not self.keep)
+            say(f"==> starting Kafka on {self.broker.bootstrap_servers} (state in {kafka_dir})")
         started = time.monotonic()
         self.broker.start()
         self.broker.create_topics(DEFAULT_TOPICS)
@@ -364,7 +373,10 @@ class Stack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         state = {
             "broker_dir": str(self.broker.state_dir) if self.broker else None,
-            "broker_port": self.broker.port if self.broker else None,
+            "broker_port": int(self.broker.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+            if self.broker
+            else None,
+            "cluster": isinstance(self.broker, Cluster),
             "collectors": {r.collector_id: r.pid for r in self.replicas if r.pid},
             "haproxy": self.balancer.pid if self.balancer else None,
             "url": self.collector_url or (self.replicas[0].url if self.replicas else None),
@@ -415,7 +427,8 @@ def stop_recorded(state_dir: Path) -> bool:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     if state.get("broker_dir"):
-        Broker(Path(state["broker_dir"])).stop()
+        kafka = Cluster if state.get("cluster") else Broker
+        kafka(Path(state["broker_dir"])).stop()
     stack_file.unlink(missing_ok=True)
     return True
 
@@ -544,7 +557,7 @@ def run(args: argparse.Namespace) -> int:
     given = [f for f in re.split(r"[\s,]+", args.data or "") if f]
     ok = False
     try:
-        stack.start_broker(args.kafka_port)
+        stack.start_broker(args.kafka_port, args.brokers)
         stack.start_replicas(args.replicas)
         if args.no_balancer:
             say("==> no load balancer (--no-balancer): each producer talks to one replica")
@@ -636,6 +649,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--replicas", type=int, default=DEFAULT_REPLICAS)
     up.add_argument("--port", type=int, default=8080, help="the balancer's port (if free)")
     up.add_argument("--kafka-port", type=int, default=9092, help="the broker's port (if free)")
+    up.add_argument(
+        "--brokers", type=int, choices=(1, 3), default=int(os.environ.get("BROKERS", "1")),
+        help="3: three brokers and a controller, topics replicated three times",
+    )  # fmt: skip
     up.add_argument("--no-balancer", action="store_true",
                     help="skip HAProxy: each producer talks to one replica")  # fmt: skip
     args = parser.parse_args(argv)
