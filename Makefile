@@ -12,7 +12,7 @@ KAFKA_PORT ?= 9092
 BROKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka-jars kafka-up kafka-down lint check test demo demo-down bench images k8s-check browser k8s-e2e
+.PHONY: help venv kafka-jars kafka-up kafka-down lint check test demo demo-down bench soak images k8s-check browser k8s-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -61,6 +61,10 @@ demo-down: $(STAMP) ## stop the stack left running by make demo KEEP=1
 # make bench [BENCH_QUICK=1]: about 10 minutes (1-2 quick), writes bench/results.md and .png
 bench: kafka-jars ## side-by-side benchmark against a real broker; results in bench/results.md
 	@BENCH_QUICK=$(BENCH_QUICK) $(PY) -m bench
+
+# make soak [SOAK_MINUTES=10] [SOAK_RATE=100]: not part of make test; writes bench/soak.md and .png
+soak: kafka-jars ## 10 min through 3 replicas and 3 brokers, one of each restarted every 2 min
+	@$(PY) -m bench.soak $(if $(SOAK_MINUTES),--minutes $(SOAK_MINUTES)) $(if $(SOAK_RATE),--rate $(SOAK_RATE))
 
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
