@@ -206,6 +206,7 @@ def run(minutes: float, rate_per_s: float, every_s: float) -> dict[str, Any]:
         return {
             "minutes": minutes,
             "rate_per_s": rate_per_s,
+            "every_s": every_s,
             "producer": summary,
             "reconcile": report,
             "accepted_not_on_topic": len(accepted - set(root_ids)),
@@ -293,9 +294,9 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
         "",
         f"{result['minutes']:g} minutes at {result['rate_per_s']:g} events/s asked (three "
         "producers, one file each) through three collector replicas behind HAProxy into three "
-        "brokers (topics with three replicas, `min.insync.replicas=2`); every two minutes one "
-        "broker and one replica were restarted (SIGTERM, then started again). Written by "
-        "`make soak`.",
+        f"brokers (topics with three replicas, `min.insync.replicas=2`); every "
+        f"{result['every_s']:g} s one broker and one replica were restarted (SIGTERM, then "
+        "started again). Written by `make soak`.",
         "",
         f"Machine: {result['cpus']} CPUs, 1-minute load average during the run "
         f"{min(loads, default=0):.1f} to {max(loads, default=0):.1f}.",

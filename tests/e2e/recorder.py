@@ -29,6 +29,16 @@ def event_ids_of(body: bytes) -> list[str | None]:
     return [e.get("event_id") if isinstance(e, dict) else None for e in events]
 
 
+def error_code_of(body: bytes) -> str | None:
+    """The `error.code` of a refusal (`ack_timeout`, `kafka_error`, ...), if the body has one."""
+    try:
+        parsed: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
+
+
 def accepted_of(status: int, body: bytes) -> list[tuple[int, str]]:
     """(index in the request, root_id) of every event the answer says was accepted."""
     try:
@@ -100,7 +110,7 @@ class Recorder:
                 "retry_after": retry_after,
                 "event_ids": event_ids_of(body),
                 "accepted": accepted_of(status, content),
-                **({"error": error} if error else {}),
+                "error": error or (error_code_of(content) if status >= 400 else None),
             }
             self._out.write(orjson.dumps(record) + b"\n")
             self._out.flush()

@@ -197,6 +197,7 @@ def settle(
         "requests": len(answers),
         "accepted_202": len(accepted),
         "refused_503": statuses[503],
+        "refusals": dict(Counter(a["error"] for a in answers if a["status"] != 202)),
         "other_statuses": {s: n for s, n in statuses.items() if s not in (202, 503)},
         "retries": summary["retries"],
         "missing": report["missing"],
