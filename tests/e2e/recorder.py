@@ -111,6 +111,9 @@ class Recorder:
                 "event_ids": event_ids_of(body),
                 "accepted": accepted_of(status, content),
                 "error": error or (error_code_of(content) if status >= 400 else None),
+                # No answer came back (HAProxy closed a kept-alive connection, say): a 502 for
+                # the client, which retries; not something the collector or balancer said.
+                "transport_error": error is not None,
             }
             self._out.write(orjson.dumps(record) + b"\n")
             self._out.flush()
