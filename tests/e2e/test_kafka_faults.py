@@ -27,14 +27,13 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from devstack.balancer import Balancer
 from devstack.collector import CollectorProcess
 from devstack.kafka import ROOT, Cluster, free_port, read_topic
-from tests.conftest import Topics
+from tests.conftest import Topics, wait_for
 from tests.e2e.conftest import (
     SAMPLE_ROWS,
     Replicas,
     finish_replay,
     reconcile,
     start_replay,
-    wait_for,
 )
 
 ACK_TIMEOUT_S = 5.0
