@@ -186,11 +186,13 @@ class TopicReadError(RuntimeError):
 
 
 def read_to_end(bootstrap_servers: str, topic: str, timeout_s: float) -> Iterator[Any]:
-    """Every record now on `topic` (confluent-kafka Messages), each partition to its high watermark.
+    """Every committed record now on `topic` (confluent-kafka Messages), each partition to its end.
 
     Partitions are assigned directly, without a consumer group rebalance, and nothing is committed.
+    Only committed records are read; on a transactional topic the last offsets are commit markers,
+    not records, so the end of a partition is when the consumer says so (partition EOF).
     """
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     consumer = Consumer(
         {
@@ -198,7 +200,8 @@ def read_to_end(bootstrap_servers: str, topic: str, timeout_s: float) -> Iterato
             "group.id": f"producer-reconcile-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
-            "enable.partition.eof": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
         }
     )
     try:
@@ -218,7 +221,9 @@ def read_to_end(bootstrap_servers: str, topic: str, timeout_s: float) -> Iterato
             if time.monotonic() > deadline:
                 raise TopicReadError(f"timed out reading {topic}; partitions left {sorted(ends)}")
             for message in consumer.consume(num_messages=10_000, timeout=0.5):
-                if message.error() is not None:
+                if (error := message.error()) is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        ends.pop(message.partition() or 0, None)
                     continue
                 partition, offset = message.partition(), message.offset()
                 if partition not in ends or offset is None or offset >= ends[partition]:

@@ -1,0 +1,1 @@
+"""Raw events checked against their contracts, exactly once, into validated topics."""

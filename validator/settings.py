@@ -1,0 +1,61 @@
+"""Every setting of the validator, read once from `VALIDATOR_*` environment variables."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# In the image the contracts sit beside the package; in a checkout, at the repository's top.
+DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
+WEEK_S = 7 * 24 * 3600
+
+
+class Settings(BaseSettings):
+    """The validator's configuration; build it once at start-up and pass it in."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VALIDATOR_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
+    raw_topic: str = Field("raw-events", min_length=1)
+    validated_topic: str = Field("validated-events", min_length=1)
+    dead_letter_topic: str = Field("validated-events-dlq", min_length=1)
+    # The seen-ids changelog: one partition per raw partition, compacted, kept for the window.
+    dedup_topic: str = Field("validator-dedup-changelog", min_length=1)
+    group_id: str = Field("validator", min_length=1)
+    # `VALIDATOR_ID`, not `VALIDATOR_VALIDATOR_ID`: an explicit alias skips the prefix.
+    validator_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=200,
+        validation_alias=AliasChoices("VALIDATOR_ID", "validator_id"),
+    )
+    contracts_dir: Path = DEFAULT_CONTRACTS_DIR
+    dedup_window_s: float = Field(WEEK_S, gt=0)
+    # One transaction per batch: up to this many records, or what arrived within the wait.
+    batch_max_records: int = Field(5_000, gt=0)
+    batch_wait_s: float = Field(0.1, gt=0)
+    # A crashed validator's open transaction blocks its partitions' readers until this passes
+    # (or until it restarts under the same id, which aborts it at once).
+    transaction_timeout_s: float = Field(30.0, ge=1)
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=0, le=65535)
+    kafka_properties: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @property
+    def transactional_id(self) -> str:
+        """Stable per validator: a restart under the same id fences and aborts its old self."""
+        return f"{self.group_id}-{self.validator_id}"
