@@ -27,11 +27,13 @@ from typing import IO, Any
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from devstack import demo_validated
 from devstack.balancer import Backend, Balancer, BalancerUnavailable
 from devstack.collector import CollectorProcess
 from devstack.kafka import (
     DEFAULT_TOPICS,
     ROOT,
+    VALIDATED_TOPICS,
     Broker,
     Cluster,
     KafkaSetupError,
@@ -40,6 +42,7 @@ from devstack.kafka import (
     process_alive,
     read_topic,
 )
+from devstack.validator import ValidatorProcess
 from producer import source
 
 DEMO_DIR = ROOT / ".demo"
@@ -288,6 +291,7 @@ class Stack:
     replicas: list[CollectorProcess] = field(default_factory=list)
     balancer: Balancer | None = None
     producers: list[ProducerProcess] = field(default_factory=list)
+    validators: list[ValidatorProcess] = field(default_factory=list)
 
     @property
     def stack_file(self) -> Path:
@@ -318,6 +322,7 @@ class Stack:
         started = time.monotonic()
         self.broker.start()
         self.broker.create_topics(DEFAULT_TOPICS)
+        self.broker.create_topics(VALIDATED_TOPICS)
         say(
             f"    up in {time.monotonic() - started:.0f}s; topics "
             f"{', '.join(DEFAULT_TOPICS)} created"
@@ -379,6 +384,7 @@ class Stack:
             "cluster": isinstance(self.broker, Cluster),
             "collectors": {r.collector_id: r.pid for r in self.replicas if r.pid},
             "haproxy": self.balancer.pid if self.balancer else None,
+            "validators": {v.validator_id: v.pid for v in self.validators if v.pid},
             "url": self.collector_url or (self.replicas[0].url if self.replicas else None),
         }
         self.stack_file.write_text(json.dumps(state, indent=2) + "\n")
@@ -393,6 +399,8 @@ class Stack:
             replica.stop(timeout_s=30)
         if self.balancer is not None:
             self.balancer.stop()
+        for validator in self.validators:
+            validator.stop(timeout_s=30)
         if self.broker is not None:
             self.broker.stop()
         self.stack_file.unlink(missing_ok=True)
@@ -416,6 +424,7 @@ def stop_recorded(state_dir: Path) -> bool:
 
     targets = [ours(pid, b"collector") for pid in state.get("collectors", {}).values()]
     targets.append(ours(state.get("haproxy"), b"haproxy"))
+    targets += [ours(pid, b"validator") for pid in state.get("validators", {}).values()]
     for pid in filter(None, targets):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -563,6 +572,14 @@ def run(args: argparse.Namespace) -> int:
             say("==> no load balancer (--no-balancer): each producer talks to one replica")
         else:
             stack.start_balancer(args.port)
+        assert stack.broker is not None
+        say("==> starting the validator (python -m validator)")
+        stack.validators.append(
+            demo_validated.start_validator(
+                stack.broker.bootstrap_servers, stack.logs, keep=args.keep
+            )
+        )
+        stack._save()
         if not given:
             files = sample_files(state_dir / "data", args.rows)
         elif args.rows:
@@ -580,8 +597,15 @@ def run(args: argparse.Namespace) -> int:
         report = reconcile(stack, files)
         print()
         print(render_summary(results, topic_counts, events_per_replica(raw), report), flush=True)
+        say("==> waiting for the validator, then reconciling the validated topics")
+        counts, validated = demo_validated.settle(
+            stack.validators[0], stack.broker.bootstrap_servers, files
+        )
+        print()
+        print(demo_validated.render(counts, validated), flush=True)
         ok = (
-            report is not None
+            demo_validated.ok(validated)
+            and report is not None
             and int(report.get("missing", -1)) == 0
             and int(report.get("unexpected", -1)) == 0
             and all(r.exit_code == 0 for r in results)

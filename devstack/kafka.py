@@ -33,6 +33,8 @@ KAFKA_VERSION = "4.1.1"
 JARS_DIR = ROOT / ".cache" / f"kafka-{KAFKA_VERSION}" / "libs"
 DEFAULT_STATE_DIR = ROOT / ".kafka"
 DEFAULT_TOPICS = ("raw-events", "raw-events-dlq")
+# The validator's output: `make kafka-up` creates them beside the raw ones.
+VALIDATED_TOPICS = ("validated-events", "validated-events-dlq")
 DEFAULT_PARTITIONS = 3
 
 _APT_PACKAGES = ("openjdk-17-jre-headless", "maven")
@@ -626,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         "--brokers", type=int, choices=(1, 3), default=1,
         help="3: brokers on --port and the next two, a controller, replication factor 3",
     )  # fmt: skip
-    up.add_argument("--topics", nargs="*", default=list(DEFAULT_TOPICS))
+    up.add_argument("--topics", nargs="*", default=[*DEFAULT_TOPICS, *VALIDATED_TOPICS])
     up.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS)
     args = parser.parse_args(argv)
 

@@ -17,9 +17,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from devstack.kafka import ROOT, die_with_parent, free_port
-
-VALIDATED_TOPICS = ("validated-events", "validated-events-dlq")
+from devstack.kafka import ROOT, VALIDATED_TOPICS, die_with_parent, free_port
 
 
 @dataclass

@@ -34,6 +34,7 @@ def test_demo_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
     assert sum(int(r[1].replace(",", "")) for r in replicas) == 1200
     reconciliation = json.loads(out.split("Reconciliation")[1].splitlines()[1])
     assert reconciliation["missing"] == 0
+    assert "OK: each of 1,200 rows exactly once" in out  # the validated topics, reconciled
     # Progress was shown while it ran, and everything it started has stopped.
     assert "HAProxy" in result.stderr
     assert "on raw-events:" in result.stderr
@@ -65,6 +66,8 @@ def test_demo_keep_leaves_swagger_up_and_demo_down_stops_it(tmp_path: Path) -> N
         broker_pid = Broker(Path(state["broker_dir"])).running_pid()
         pids = [*state["collectors"].values(), state["haproxy"], broker_pid]
         assert len(pids) == 4
+        pids += state["validators"].values()
+        assert len(pids) == 5
         assert all(pid and process_alive(pid) for pid in pids)
     finally:
         down = subprocess.run(
