@@ -68,10 +68,11 @@ soak: kafka-jars ## 10 min through 3 replicas and 3 brokers, one of each restart
 
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-images: ## build both images (needs a running Docker engine)
+images: ## build the images (needs a running Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine is available here (\`docker info\` failed), so no image was built. Start Docker (or run this where it runs) and try again." >&2; exit 1; }
 	docker build -f Dockerfile.collector -t event-collector/collector:$(IMAGE_TAG) .
 	docker build -f Dockerfile.producer -t event-collector/producer:$(IMAGE_TAG) .
+	docker build -f Dockerfile.validator -t event-collector/validator:$(IMAGE_TAG) .
 
 k8s-check: $(STAMP) ## render every overlay and check manifests and Dockerfiles offline
 	@$(PY) -m devstack.k8s_gate

@@ -17,7 +17,11 @@ Manifest = dict[str, Any]
 SMALL_NODE_CPU_M = 1000
 SMALL_NODE_MEMORY_MI = 3072
 SMALL_NODE_OVERLAYS = ("local", "e2e")
-PROJECT_IMAGES = ("event-collector/collector", "event-collector/producer")
+PROJECT_IMAGES = (
+    "event-collector/collector",
+    "event-collector/producer",
+    "event-collector/validator",
+)
 
 
 def cpu_m(quantity: str | int | float | None) -> int:

@@ -55,7 +55,7 @@ from devstack.kafka import ROOT
 __all__ = ["Finding", "GateSetupError", "Report", "main", "run_gate", "selector_matches"]
 
 K8S_DIR = ROOT / "k8s"
-DOCKERFILES = (ROOT / "Dockerfile.collector", ROOT / "Dockerfile.producer")
+DOCKERFILES = tuple(ROOT / f"Dockerfile.{name}" for name in ("collector", "producer", "validator"))
 OVERLAYS = ("local", "production", "e2e", "monitored")
 # The minor versions still supported upstream or by the big managed offerings when this was pinned.
 KUBERNETES_VERSIONS = ("1.33", "1.34", "1.35", "1.36", "1.37")
