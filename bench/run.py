@@ -19,7 +19,7 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from bench import events, load, machine, procs, producer_bench, report
+from bench import events, load, machine, procs, producer_bench, report, validator_bench
 from bench.procs import ALL_CPUS, LOAD_CPUS, SERVER_CPUS, WORK, Server
 from devstack.kafka import ROOT, Broker, free_port
 
@@ -481,6 +481,9 @@ def main() -> int:
     results.load_after = f"{one:.2f} (1 min), {five:.2f} (5 min)"
     paths = report.write(results)
     progress(f"wrote {', '.join(str(p.relative_to(ROOT)) for p in paths)}")
+    # Its own broker and its own section of results.md, written after the report above.
+    progress("validator: exactly once against at least once (python -m bench.validator_bench)")
+    attempt(results, "validator", lambda: validator_bench.run(quick=plan.quick))
     for error in results.errors:
         progress(f"not measured: {error}")
     return 0 if not results.errors else 1

@@ -84,9 +84,10 @@ def ensure_dedup_topic(settings: Settings) -> int:
     if changelog is None:
         replication = min(3, len(admin.list_topics(timeout=30).brokers))
         config = {
-            # Compacted (newest per id) and deleted past the window plus a day: the changelog
-            # holds what the window needs and no more. Record timestamps are the raw ones.
-            "cleanup.policy": "compact,delete",
+            # Deleted past the window plus a day: the changelog holds what the window needs and
+            # no more (record timestamps are the newest raw one of their batch). An id is written
+            # once per window, so there is nothing to compact.
+            "cleanup.policy": "delete",
             "retention.ms": str(window_ms + 86_400_000),
             "min.insync.replicas": str(min(2, replication)),
         }
@@ -166,10 +167,9 @@ class Validator:
                             pending.discard(message.partition())
                             continue
                         raise KafkaException(error)
-                    first_seen = decode_seen(message.value())
-                    key = message.key()
-                    if first_seen is not None and key is not None:
-                        self._seen[_where(message)[0]].restore(key.decode(), first_seen)
+                    seen = self._seen[_where(message)[0]]
+                    for event_id, first_seen_ms in decode_seen(message.value()):
+                        seen.restore(event_id, first_seen_ms)
                         restored += 1
             for partition in partitions:
                 self._seen[partition].expire()
@@ -334,6 +334,10 @@ class Validator:
         outcome = _Outcome()
         now_text = utc_text(self.clock())
         raw_topic, validator_id = settings.raw_topic, settings.validator_id
+        validated_topic, dead_letter_topic = settings.validated_topic, settings.dead_letter_topic
+        registry = self.registry
+        # The ids let through, per partition: one changelog record each, not one per id.
+        changelog: dict[int, list[tuple[str, int]]] = {}
         for message in batch:
             partition, offset = _where(message)
             outcome.positions[partition] = offset
@@ -344,7 +348,7 @@ class Validator:
                 message.key(),
                 message.value(),
                 Source(raw_topic, partition, offset, timestamp_ms),
-                registry=self.registry,
+                registry=registry,
                 validator_id=validator_id,
                 now_text=now_text,
             )
@@ -356,26 +360,22 @@ class Validator:
                 if not seen.first_time(event_id, timestamp_ms):
                     outcome.duplicates += 1
                     continue
+                changelog.setdefault(partition, []).append((event_id, timestamp_ms))
             if isinstance(verdict, Invalid):
-                topic = settings.dead_letter_topic
+                topic = dead_letter_topic
                 outcome.dead_letter += 1
                 outcome.by_reason[verdict.reason.value] = (
                     outcome.by_reason.get(verdict.reason.value, 0) + 1
                 )
             else:
-                topic = settings.validated_topic
+                topic = validated_topic
                 outcome.validated += 1
             _produce(producer, topic, verdict.value, verdict.key, message.headers())
-            if event_id is not None:
-                _produce(
-                    producer,
-                    settings.dedup_topic,
-                    encode_seen(timestamp_ms),
-                    event_id.encode(),
-                    None,
-                    partition=partition,
-                    timestamp_ms=timestamp_ms,
-                )
+        for partition, entries in changelog.items():
+            newest_ms = max(ts for _, ts in entries)
+            for value in encode_seen(entries):
+                _produce(producer, settings.dedup_topic, value, None, None,
+                         partition=partition, timestamp_ms=newest_ms)  # fmt: skip
         return outcome
 
 

@@ -7,6 +7,7 @@ data (Snowplow's good/bad split), routed to their topics by the caller.
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -99,15 +100,21 @@ def judge(
         return _dead(key, raw, event_id, source, Reason.INVALID_PAYLOAD,
                      f"the payload breaks {contract.name}", problems, validator_id,
                      now_text)  # fmt: skip
-    members = orjson.dumps(
-        {"contract": contract.name, "validated_timestamp": now_text, "validator_id": validator_id}
-    )
+    members = _members(contract.name, now_text, validator_id)
     # The envelope stays byte for byte as the collector wrote it: our members are spliced in
     # before its closing brace (cheaper than re-serialising it, and no number is re-spelled).
     body = raw.rstrip()
     spliced = body[:-1] + b"," + members[1:]
     out_key = (event_id or envelope.get("root_id") or "").encode() or (key or b"")
     return Valid(out_key, spliced, event_id)
+
+
+@functools.lru_cache(maxsize=64)
+def _members(contract: str, now_text: str, validator_id: str) -> bytes:
+    """Our members as JSON, made once per batch (the clock text is the batch's), not per record."""
+    return orjson.dumps(
+        {"contract": contract, "validated_timestamp": now_text, "validator_id": validator_id}
+    )
 
 
 def _dead(

@@ -35,7 +35,11 @@ def test_restore_and_expiry() -> None:
     assert seen.first_time("old", 2 * DAY_MS + 5)
 
 
-def test_changelog_values_round_trip() -> None:
-    assert decode_seen(encode_seen(1_796_166_971_777)) == 1_796_166_971_777
-    assert decode_seen(b"short") is None
-    assert decode_seen(None) is None
+def test_changelog_values_round_trip_in_bounded_records() -> None:
+    entries = [(f"file:{i}", 1_796_166_971_777 + i) for i in range(12_001)]
+    values = list(encode_seen(entries))
+    assert len(values) == 3  # at most IDS_PER_RECORD ids per record
+    assert [e for v in values for e in decode_seen(v)] == entries
+    assert decode_seen(b"not json") == []
+    assert decode_seen(b'[["a", 1], ["b"], [2, 3], "c"]') == [("a", 1)]
+    assert decode_seen(None) == []
