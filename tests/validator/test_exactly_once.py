@@ -216,3 +216,29 @@ def test_poison_goes_to_the_dead_letter_topic_and_the_stream_goes_on(
     report = stage.reconcile(months[:2])
     exactly_once(report, months[:2], dead_letter=ROWS)
     assert report["other_files"] == 3
+
+
+def test_a_killed_validators_partitions_move_to_the_other_one(
+    stage: Stage, months: list[Path]
+) -> None:
+    # A short session: the group notices the dead member in seconds, not the default 45 s.
+    fast = {"VALIDATOR_KAFKA_PROPERTIES": '{"session.timeout.ms": 6000}'}
+    a, b = stage.validator("validator-a"), stage.validator("validator-b")
+    a.env.update(fast)
+    b.env.update(fast)
+    a.start()
+    b.start()
+    wait_until(lambda: b.metric("validator_assigned_partitions") >= 1)
+    running = replay(stage, months[:2], "--concurrency", "4")
+    wait_until(lambda: a.metric("validator_transactions_total") >= 3)
+    # Killed, never restarted: its open transaction is aborted by Kafka's timeout, and b takes its
+    # partitions from the committed offsets and the committed changelog only.
+    a.kill()
+    finish(running)
+    finish(replay(stage, months[:1]))
+    stage.caught_up()
+    counts = b.stop()
+    assert counts is not None
+    assert counts["restored_ids"] > 0
+    assert counts["duplicates"] >= ROWS
+    exactly_once(stage.reconcile(months[:2]), months[:2])
