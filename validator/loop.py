@@ -55,6 +55,8 @@ class Counts:
     aborted: int = 0
     restored_ids: int = 0
     assigned_partitions: int = 0
+    # Seconds spent sending offsets and committing: the price of exactly once over at least once.
+    commit_s: float = 0.0
     by_reason: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -288,8 +290,10 @@ class Validator:
                 TopicPartition(self.settings.raw_topic, p, offset + 1)
                 for p, offset in outcome.positions.items()
             ]
+            committing = time.perf_counter()
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 60)
             self._commit(producer)
+            self.counts.commit_s += time.perf_counter() - committing
         except KafkaException as exc:
             error = exc.args[0]
             if not (isinstance(error, KafkaError) and error.txn_requires_abort()):

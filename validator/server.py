@@ -38,6 +38,11 @@ class _Counts(Collector):
         yield CounterMetricFamily(
             "validator_aborted_transactions", "Aborted transactions", value=counts.aborted
         )
+        yield CounterMetricFamily(
+            "validator_commit_seconds",
+            "Time spent sending offsets and committing transactions",
+            value=counts.commit_s,
+        )
         yield GaugeMetricFamily(
             "validator_assigned_partitions",
             "Raw partitions this process owns",

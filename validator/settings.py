@@ -36,8 +36,10 @@ class Settings(BaseSettings):
     )
     contracts_dir: Path = DEFAULT_CONTRACTS_DIR
     dedup_window_s: float = Field(WEEK_S, gt=0)
-    # One transaction per batch: up to this many records, or what arrived within the wait.
-    batch_max_records: int = Field(5_000, gt=0)
+    # One transaction per batch: up to this many records, or what arrived within the wait. Under
+    # load 20,000 ran 1.4x faster than 5,000 on one pinned core (fewer, fuller produce requests);
+    # a crash re-reads at most one batch.
+    batch_max_records: int = Field(20_000, gt=0)
     batch_wait_s: float = Field(0.1, gt=0)
     # A crashed validator's open transaction blocks its partitions' readers until this passes
     # (or until it restarts under the same id, which aborts it at once).
