@@ -351,7 +351,7 @@ def test_a_laptop_overlay_too_big_for_a_two_cpu_node_fails(k8s_copy: Path) -> No
     edit(k8s_copy / "overlays" / "local" / "kustomization.yaml", "value: 150m", "value: 500m")
     report = run_gate(k8s_copy, stages=("render", "fit"))
     assert not report.passed
-    assert "[fit] local: pods: requests 1900m CPU at peak" in messages(report)
+    assert "[fit] local: pods: requests 1950m CPU at peak" in messages(report)
     assert "Deployment/collector 3x500m" in messages(report)  # two replicas and a rollout's surge
     assert "production" not in messages(report)  # production-sized requests are its own business
 
