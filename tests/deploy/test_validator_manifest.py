@@ -25,6 +25,8 @@ from tests.deploy.test_manifests_run import (
 )
 from tests.validator.test_verdict import envelope
 
+pytestmark = pytest.mark.tools  # kustomize renders the overlays
+
 POD_NAME = "validator-5c8d7-q4m2n"
 
 
