@@ -29,7 +29,12 @@ from devstack.kafka import ROOT
 NAMESPACE = "event-collector"
 OVERLAY = ROOT / "k8s" / "overlays" / "e2e"
 DRY_RUN_OVERLAYS = ("local", "production")
-IMAGES = {"collector": "Dockerfile.collector", "producer": "Dockerfile.producer"}
+IMAGES = {
+    "collector": "Dockerfile.collector",
+    "producer": "Dockerfile.producer",
+    # The local overlay runs it too (never pulled): without it its pod would wait for an image.
+    "validator": "Dockerfile.validator",
+}
 MONTHS = ("2023-01", "2023-02", "2023-03")
 PROGRESS_EVERY_S = 5.0
 
