@@ -95,6 +95,7 @@ class Report:
     faults: list[tuple[str, str]] = field(default_factory=list)
     producers: list[dict[str, Any]] = field(default_factory=list)
     reconciliation: dict[str, Any] = field(default_factory=dict)
+    validated: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def phase(self, name: str) -> _Phase:
@@ -153,6 +154,13 @@ class Report:
             "",
             "```",
             json.dumps(self.reconciliation),
+            "```",
+            "",
+            "The validated topics (`--raw-topic validated-events --dead-letter-topic "
+            "validated-events-dlq`, committed records only; duplicates must be 0 here):",
+            "",
+            "```",
+            json.dumps(self.validated),
             "```",
             "",
             "Replicas (`collector_id` of the envelopes on the raw topic):",
@@ -410,6 +418,15 @@ def collectors_ready(minimum: int) -> Callable[[], str | None]:
     return check
 
 
+def deployment_ready(name: str) -> Callable[[], str | None]:
+    def check() -> str | None:
+        d = kubectl_json("deployment", name)
+        want, ready = d["spec"].get("replicas", 1), d["status"].get("readyReplicas", 0)
+        return None if ready >= want else f"{ready}/{want} ready"
+
+    return check
+
+
 def collector_pods() -> list[str]:
     pods = kubectl_json("pods", "-l", "app.kubernetes.io/name=collector")["items"]
     return sorted(p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp"))
@@ -507,7 +524,33 @@ def replay_with_faults(report: Report, *, faults: bool) -> None:
         report.producers.append({"index": index, **summary})
 
 
+def validator_lag() -> str | None:
+    """None once the validator has committed every raw record (its group's lag is 0)."""
+    described = kubectl(
+        "exec", "kafka-0", "--", "/opt/kafka/bin/kafka-consumer-groups.sh",
+        "--bootstrap-server", "localhost:9092", "--describe", "--group", "validator",
+        timeout_s=120, check=False,
+    )  # fmt: skip
+    lags = [line.split()[5] for line in described.splitlines() if line.startswith("validator ")]
+    if not lags or not all(lag.isdigit() for lag in lags):
+        return "no committed offsets yet"
+    total = sum(int(lag) for lag in lags)
+    return None if total == 0 else f"{total:,} raw records not yet validated"
+
+
+def _json_line(container: str) -> dict[str, Any]:
+    logs = kubectl("logs", "job/producer-reconcile", "-c", container, check=False)
+    lines = [line for line in logs.splitlines() if line.startswith("{")]
+    if not lines:
+        say(logs[-4000:])
+        raise E2EError(f"the reconcile Job's {container} printed no JSON line")
+    say(f"    {container}: {lines[-1]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
 def reconcile_in_cluster(report: Report) -> None:
+    wait_until("the validator to catch up (consumer group lag 0)", validator_lag, timeout_s=600)
     kubectl(
         "patch", "job", "producer-reconcile", "--type=merge", "-p", '{"spec":{"suspend":false}}'
     )
@@ -521,13 +564,8 @@ def reconcile_in_cluster(report: Report) -> None:
         return None if state["succeeded"] else f"{state['active']} active"
 
     wait_until("the reconcile Job", check, timeout_s=900)
-    logs = kubectl("logs", "job/producer-reconcile", "-c", "reconcile", check=False)
-    lines = [line for line in logs.splitlines() if line.startswith("{")]
-    if not lines:
-        say(logs[-4000:])
-        raise E2EError("the reconcile Job printed no JSON line")
-    report.reconciliation = json.loads(lines[-1])
-    say(f"    {lines[-1]}")
+    report.reconciliation = _json_line("reconcile")
+    report.validated = _json_line("reconcile-validated")
     say(table(["replica", "events", "share"], report.shares()))
     shares = [n for _, n, _ in report.shares()]
     if len(shares) > 1 and max(shares) > 2 * sum(shares) / len(shares):
@@ -536,11 +574,16 @@ def reconcile_in_cluster(report: Report) -> None:
             "each producer keeps its keep-alive connections to the pod it first reached (a "
             "replica restarted or deleted mid-replay sends its clients elsewhere)"
         )
-    r = report.reconciliation
+    r, v = report.reconciliation, report.validated
     if failed or r.get("missing") != 0 or r.get("unexpected") != 0:
         raise E2EError(
             f"the reconciliation found {r.get('missing')} missing and "
             f"{r.get('unexpected')} unexpected"
+        )
+    if v.get("missing") != 0 or v.get("unexpected") != 0 or v.get("duplicates") != 0:
+        raise E2EError(
+            f"the validated topics hold {v.get('missing')} missing, {v.get('duplicates')} "
+            f"duplicates and {v.get('unexpected')} unexpected rows"
         )
 
 
@@ -584,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
             wait_until("Kafka (statefulset/kafka)", statefulset_ready("kafka"), timeout_s=600)
             wait_until("the topics (job/kafka-topics)", job_complete("kafka-topics"), timeout_s=600)
             wait_until("the collectors (deployment/collector)", collectors_ready(2), timeout_s=600)
+            wait_until("the validator (deployment/validator)", deployment_ready("validator"),
+                       timeout_s=600)  # fmt: skip
         with report.phase(
             "replaying three month files (job/producer)"
             + ("" if args.no_faults else " with a rolling restart and a pod deletion")

@@ -145,6 +145,10 @@ def run_gate(
             report.findings += _overlay_stages(objects, overlay, wanted, report.policy, versions)
     if "hadolint" in wanted:
         report.findings += run_hadolint(dockerfiles, hadolint_binary())
+        report.findings += [
+            Finding("docker-context", "build context", message)
+            for message in k8s_fit.docker_context(dockerfiles)
+        ]
     return report
 
 

@@ -436,3 +436,17 @@ def test_every_hand_written_check_exception_and_option_says_why() -> None:
     for exception in policy.exceptions:
         assert len(exception.reason) > 20
         assert exception.resources
+
+
+def test_a_dockerfile_copying_what_dockerignore_leaves_out_fails(tmp_path: Path) -> None:
+    """A package missing from .dockerignore's allow-list failed only at `docker build`."""
+    from devstack.k8s_fit import docker_context
+
+    for dockerfile in DOCKERFILES:
+        shutil.copy(dockerfile, tmp_path)
+    shutil.copy(DOCKERFILES[0].parent / ".dockerignore", tmp_path)
+    copies = [tmp_path / d.name for d in DOCKERFILES]
+    assert docker_context(copies) == []
+    edit(tmp_path / ".dockerignore", "!validator/\n", "")
+    (problem,) = docker_context(copies)
+    assert problem.startswith("Dockerfile.validator: COPY validator/ is excluded by .dockerignore")
