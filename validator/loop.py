@@ -39,6 +39,10 @@ _EXPIRE_EVERY_S = 60.0
 _RESTORE_TIMEOUT_S = 300.0
 
 
+class RawTopicMissing(RuntimeError):
+    """The raw topic does not exist yet (on a fresh cluster its Job may still be creating it)."""
+
+
 class ValidatorError(RuntimeError):
     """Something the validator cannot go on from; it exits and is restarted."""
 
@@ -79,7 +83,7 @@ def ensure_dedup_topic(settings: Settings) -> int:
     topics = admin.list_topics(timeout=30).topics
     raw = topics.get(settings.raw_topic)
     if raw is None or raw.error is not None:
-        raise ValidatorError(f"raw topic {settings.raw_topic} not found")
+        raise RawTopicMissing(f"raw topic {settings.raw_topic} not found")
     partitions = len(raw.partitions)
     window_ms = int(settings.dedup_window_s * 1000)
     changelog = topics.get(settings.dedup_topic)
@@ -203,9 +207,26 @@ class Validator:
 
     # ------------------------------------------------------------ the loop
 
+    def _wait_for_topics(self) -> bool:
+        """Wait, not ready, for Kafka and the raw topic; exiting instead would only earn the pod
+        restarts and a crash-loop back-off while a fresh cluster's topics Job runs."""
+        delay_s, said = 0.5, False
+        while not self.stop.is_set():
+            try:
+                ensure_dedup_topic(self.settings)
+                return True
+            except (RawTopicMissing, KafkaException) as exc:
+                if not said:
+                    log.warning("waiting for Kafka and the raw topic", extra={"error": str(exc)})
+                    said = True
+            self.stop.wait(delay_s)
+            delay_s = min(2 * delay_s, 5.0)
+        return False
+
     def run(self) -> None:
         settings = self.settings
-        ensure_dedup_topic(settings)
+        if not self._wait_for_topics():
+            return
         producer = Producer(
             kafka_config(
                 settings,

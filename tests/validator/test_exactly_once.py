@@ -242,3 +242,27 @@ def test_a_killed_validators_partitions_move_to_the_other_one(
     assert counts["restored_ids"] > 0
     assert counts["duplicates"] >= ROWS
     exactly_once(stage.reconcile(months[:2]), months[:2])
+
+
+def test_a_validator_started_before_its_raw_topic_waits_unready_then_runs(
+    kafka: Broker, tmp_path: Path
+) -> None:
+    """On a fresh cluster the topics Job may still run: the validator waits instead of exiting."""
+    suffix = uuid.uuid4().hex[:10]
+    raw, validated, dead_letter = (f"{n}-{suffix}" for n in ("raw", "validated", "dlq"))
+    kafka.create_topics([validated, dead_letter])
+    validator = ValidatorProcess(
+        kafka.bootstrap_servers, raw_topic=raw, validated_topic=validated,
+        dead_letter_topic=dead_letter, dedup_topic=f"dedup-{suffix}",
+        group_id=f"validator-{suffix}", validator_id="early", log_path=tmp_path / "v.log",
+    )  # fmt: skip
+    with pytest.raises(TimeoutError):
+        validator.start(timeout_s=5)  # alive (wait_for raises RuntimeError on an exit), not ready
+    try:
+        assert validator.get("/healthz")[0] == 200
+        assert validator.get("/readyz")[0] == 503
+        assert "waiting for Kafka and the raw topic" in (tmp_path / "v.log").read_text()
+        kafka.create_topics([raw])
+        validator.wait_for("/readyz", timeout_s=60)
+    finally:
+        validator.kill()
