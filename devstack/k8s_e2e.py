@@ -279,11 +279,7 @@ def load_images(report: Report, context: str, wanted: str) -> None:
 
 def container_checks(report: Report) -> None:
     """The images as they run anywhere: read-only root, user 10001 (tests/containers)."""
-    env = {
-        **os.environ,
-        "COLLECTOR_IMAGE": image_name("collector"),
-        "PRODUCER_IMAGE": image_name("producer"),
-    }
+    env = {**os.environ, **{f"{c.upper()}_IMAGE": image_name(c) for c in IMAGES}}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/containers"],
         cwd=ROOT,
@@ -612,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with report.phase("checking the cluster and the Docker engine"):
             preflight(report)
-        with report.phase("building both images"):
+        with report.phase("building the images"):
             build_images(report, args.base_image)
         with report.phase("running the images as containers (read-only, user 10001)"):
             container_checks(report)

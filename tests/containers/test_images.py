@@ -85,3 +85,12 @@ def test_the_producer_image_writes_and_reads_parquet_read_only() -> None:
     done = docker("run", "--rm", *HARDENED, "--entrypoint", "sh", PRODUCER_IMAGE, "-c", script)
     assert done.returncode == 0, done.stderr
     assert "yellow_tripdata_2023-01.parquet" in done.stdout
+
+
+VALIDATOR_IMAGE = os.environ.get("VALIDATOR_IMAGE", "event-collector/validator:0.1.0")
+
+
+def test_the_validator_image_checks_its_shipped_contracts_read_only() -> None:
+    done = docker("run", "--rm", *HARDENED, VALIDATOR_IMAGE, "contracts", "check")
+    assert done.returncode == 0, done.stderr
+    assert "YellowTaxiTripRecords" in done.stdout + done.stderr
