@@ -545,6 +545,18 @@ def _json_line(container: str) -> dict[str, Any]:
     return result
 
 
+def note_restarts(report: Report) -> None:
+    """Container restarts during the run: each one is a fault the manifests or the code let in."""
+    restarted = [
+        f"{pod['metadata']['name']} ({status['name']}: {status['restartCount']})"
+        for pod in kubectl_json("pods")["items"]
+        for status in pod["status"].get("containerStatuses", [])
+        if status.get("restartCount", 0) > 0
+    ]
+    report.notes.append("container restarts: " + (", ".join(restarted) if restarted else "none"))
+    say(f"    {report.notes[-1]}")
+
+
 def reconcile_in_cluster(report: Report) -> None:
     wait_until("the validator to catch up (consumer group lag 0)", validator_lag, timeout_s=600)
     kubectl(
@@ -560,6 +572,7 @@ def reconcile_in_cluster(report: Report) -> None:
         return None if state["succeeded"] else f"{state['active']} active"
 
     wait_until("the reconcile Job", check, timeout_s=900)
+    note_restarts(report)
     report.reconciliation = _json_line("reconcile")
     report.validated = _json_line("reconcile-validated")
     say(table(["replica", "events", "share"], report.shares()))
