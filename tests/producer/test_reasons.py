@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -180,9 +181,14 @@ def test_one_accepted_request_means_no_early_stop(samples: list[Path]) -> None:
 
 
 def test_an_unreachable_rate_warns_once_suggesting_batches(samples: list[Path]) -> None:
+    def slow(request: httpx.Request) -> httpx.Response:
+        # At least 1 ms an answer: the replay outlasts the 0.3 s rate check on any machine.
+        time.sleep(0.001)
+        return httpx.Response(202)
+
     stderr = io.StringIO()
     summary = run(
-        samples * 10, lambda r: httpx.Response(202), stderr=stderr, rate_check_s=0.3,
+        samples * 10, slow, stderr=stderr, rate_check_s=0.3,
         rate_per_s=10_000_000, concurrency=2, max_records=3000,
     )  # fmt: skip
     assert summary.stats.accepted == 3000
