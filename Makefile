@@ -43,7 +43,7 @@ lint: $(STAMP) ## ruff and mypy
 
 # Every test not marked kafka, slow or tools: no broker, no Java, nothing to install.
 check: lint ## ruff, mypy and the quick tests (under a minute, no broker, no Java)
-	$(VENV)/bin/pytest -q -m "not kafka and not slow and not tools" -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n 2 -m "not kafka and not slow and not tools" -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint kafka-jars k8s-check browser ## lint, the offline deployment gate, and every test against a real broker
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
