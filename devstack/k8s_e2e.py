@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.demo import table
+from devstack.k8s_fit import project_version
 from devstack.kafka import ROOT
 
 NAMESPACE = "event-collector"
@@ -47,22 +48,15 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def version() -> str:
-    text = (ROOT / "pyproject.toml").read_text()
-    return next(line.split('"')[1] for line in text.splitlines() if line.startswith("version = "))
-
-
 def run(
     cmd: Sequence[str],
     *,
-    input_bytes: bytes | None = None,
     timeout_s: float = 600,
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     try:
         done = subprocess.run(
             list(cmd),
-            input=input_bytes.decode() if input_bytes is not None else None,
             capture_output=True,
             text=True,
             timeout=timeout_s,
@@ -214,7 +208,7 @@ def preflight(report: Report) -> None:
 
 
 def image_name(component: str) -> str:
-    return f"event-collector/{component}:{version()}"
+    return f"event-collector/{component}:{project_version()}"
 
 
 def build_images(report: Report, base_image: str | None) -> None:
@@ -423,6 +417,11 @@ def deployment_ready(name: str) -> Callable[[], str | None]:
     return check
 
 
+def collector_minimum() -> int:
+    """The replicas the HPA keeps at least (metrics-server or not, it scales up to its minimum)."""
+    return int(kubectl_json("hpa", "collector")["spec"].get("minReplicas", 1))
+
+
 def collector_pods() -> list[str]:
     pods = kubectl_json("pods", "-l", "app.kubernetes.io/name=collector")["items"]
     return sorted(p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp"))
@@ -474,22 +473,22 @@ def replay_with_faults(report: Report, *, faults: bool) -> None:
 
     if faults:
         # Let every producer get going before the first fault.
-        wait_until(
-            "three producers sending",
-            lambda: (
+        def sending() -> str | None:
+            pods = producer_pods()
+            started = len(pods) >= len(MONTHS)
+            return (
                 None
-                if all(last_line(p, starting="progress") for p in producer_pods().values())
-                and len(producer_pods()) >= len(MONTHS)
-                else "starting"
-            ),
-            timeout_s=300,
-        )
+                if started and all(last_line(p, starting="progress") for p in pods.values())
+                else ("starting")
+            )
+
+        wait_until("three producers sending", sending, timeout_s=300)
         progress()
         say(f"  [{elapsed()}] fault 1: kubectl rollout restart deployment/collector")
         before = collector_pods()
         kubectl("rollout", "restart", "deployment/collector")
         active = running()
-        wait_until("the restarted collectors", collectors_ready(2), timeout_s=300)
+        wait_until("the restarted collectors", collectors_ready(collector_minimum()), timeout_s=300)
         during = "the producers ran" if active else "NO producer ran"
         what = f"`kubectl rollout restart deployment/collector` replaced {', '.join(before)}"
         report.faults.append((f"at {elapsed()}", f"{what} while {during}"))
@@ -635,7 +634,11 @@ def main(argv: list[str] | None = None) -> int:
             kubectl("apply", "-k", str(OVERLAY.relative_to(ROOT)))
             wait_until("Kafka (statefulset/kafka)", statefulset_ready("kafka"), timeout_s=600)
             wait_until("the topics (job/kafka-topics)", job_complete("kafka-topics"), timeout_s=600)
-            wait_until("the collectors (deployment/collector)", collectors_ready(2), timeout_s=600)
+            wait_until(
+                "the collectors (deployment/collector)",
+                collectors_ready(collector_minimum()),
+                timeout_s=600,
+            )
             wait_until("the validator (deployment/validator)", deployment_ready("validator"),
                        timeout_s=600)  # fmt: skip
         with report.phase(

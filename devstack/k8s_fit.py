@@ -7,9 +7,13 @@ same time) or the project's own version.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from devstack.kafka import ROOT
 
 Manifest = dict[str, Any]
 
@@ -24,6 +28,12 @@ PROJECT_IMAGES = (
     "event-collector/producer",
     "event-collector/validator",
 )
+
+
+@functools.cache
+def project_version() -> str:
+    """The version in pyproject.toml, which every project image is tagged with."""
+    return str(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
 
 
 def cpu_m(quantity: str | int | float | None) -> int:

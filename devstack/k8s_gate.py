@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,8 +92,7 @@ def load_exceptions(k8s_dir: Path) -> tuple[Exception_, ...]:
 
 def fit_findings(overlay: str, objects: list[Manifest]) -> list[Finding]:
     """What a real cluster showed: laptop overlays fit a 2-CPU node; images carry the version."""
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    problems = k8s_fit.image_tags(objects, version)
+    problems = k8s_fit.image_tags(objects, k8s_fit.project_version())
     if overlay in k8s_fit.SMALL_NODE_OVERLAYS:
         problems += k8s_fit.small_node_fit(objects)
     return [Finding("fit", "pods", message) for message in problems]
