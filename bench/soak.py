@@ -22,28 +22,11 @@ from typing import Any
 
 from devstack.balancer import Backend, Balancer
 from devstack.collector import CollectorProcess
-from devstack.kafka import FAST_FAILOVER, ROOT, Cluster, free_port, read_topic
+from devstack.kafka import FAST_FAILOVER, ROOT, Cluster, free_port, read_topic, rss_bytes
 
 OUT_DIR = ROOT / "bench"
 WORK_DIR = ROOT / ".cache" / "soak"
 RAW, DEAD_LETTER = "soak-raw", "soak-dlq"
-
-
-def rss_bytes(pid: int | None) -> int:
-    """Resident memory of a process and its children, from /proc (0 if it is gone)."""
-    total, pending = 0, [pid] if pid else []
-    while pending:
-        current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-        pending.extend(int(child) for child in children)
-    return total
 
 
 def say(message: str) -> None:

@@ -589,6 +589,23 @@ def _create_topics(
                 raise KafkaSetupError(f"could not create topic {name}: {exc}") from exc
 
 
+def rss_bytes(pid: int | None) -> int:
+    """Resident memory of a process and its children (uvicorn workers), from /proc; 0 if gone."""
+    total, pending = 0, [pid] if pid else []
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+        pending.extend(int(child) for child in children)
+    return total
+
+
 def process_alive(pid: int, process: subprocess.Popen[bytes] | None = None) -> bool:
     """Whether `pid` (or `process`, when we started it) still runs; a zombie counts as gone."""
     if process is not None:

@@ -21,24 +21,6 @@ from tests.conftest import Topics
 SAMPLE_ROWS = 2_000
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process and its children (uvicorn workers), from /proc."""
-    total = 0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-        pending.extend(int(child) for child in children)
-    return total
-
-
 @dataclass
 class Replicas:
     """Collector replicas started for one test; all stopped (or killed) when it ends."""

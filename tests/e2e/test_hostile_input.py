@@ -13,9 +13,9 @@ import pytest
 
 from devstack.collector import CollectorProcess
 from devstack.demo import topic_count
-from devstack.kafka import Broker, read_topic
+from devstack.kafka import Broker, read_topic, rss_bytes
 from tests.conftest import Topics
-from tests.e2e.conftest import Replicas, rss_bytes
+from tests.e2e.conftest import Replicas
 
 MAX_BODY_BYTES = 1_048_576  # COLLECTOR_MAX_BODY_BYTES, the contract's default
 JSON = {"content-type": "application/json"}
