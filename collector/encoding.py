@@ -46,12 +46,11 @@ class TooLarge:
 TOO_LARGE: Final = TooLarge()
 
 
-def codings(headers: Iterable[tuple[bytes, bytes]]) -> list[str] | Unsupported:
-    """The codings applied to the body, in the order they were applied ([] when none)."""
+def codings(values: Iterable[bytes]) -> list[str] | Unsupported:
+    """The codings applied to the body, in the order they were applied, from the values of its
+    Content-Encoding headers ([] when none)."""
     applied: list[str] = []
-    for name, value in headers:
-        if name != b"content-encoding":
-            continue
+    for value in values:
         for token in value.decode("latin-1").split(","):
             coding = token.strip().lower()
             if not coding or coding == "identity":

@@ -94,14 +94,8 @@ class CollectService:
             headers = [*JSON_HEADERS, (b"connection", b"close")]
         return Reply(problem.status, body, headers)
 
-    def gate(self, headers: Iterable[tuple[bytes, bytes]]) -> Reply | None:
-        """Answers due before the body is read (401, 503 draining, 413 by Content-Length)."""
-        length = authorization = None
-        for name, value in headers:
-            if name == b"content-length":
-                length = value
-            elif name == b"authorization":
-                authorization = value
+    def gate(self, length: bytes | None, authorization: bytes | None) -> Reply | None:
+        """Answers due before the body is read (401, 503 draining, 429, 413 by Content-Length)."""
         if self._bearers and not self._authorized(authorization):
             return self._problems[Problem.UNAUTHORIZED]
         if self.draining:
@@ -119,10 +113,19 @@ class CollectService:
         self, headers: Iterable[tuple[bytes, bytes]], receive: Receive, handler: Handler
     ) -> Reply:
         """The answer to one collect request: the gate, the body within its deadline, `handler`."""
-        reply = self.gate(headers)
+        length = authorization = None
+        content_codings: list[bytes] = []
+        for name, value in headers:  # one pass over the headers, on the hot path
+            if name == b"content-length":
+                length = value
+            elif name == b"authorization":
+                authorization = value
+            elif name == b"content-encoding":
+                content_codings.append(value)
+        reply = self.gate(length, authorization)
         if reply is not None:
             return reply
-        codings = encoding.codings(headers)
+        codings = encoding.codings(content_codings) if content_codings else []
         if isinstance(codings, encoding.Unsupported):
             return self._problems[Problem.UNSUPPORTED_ENCODING]
         try:
