@@ -6,19 +6,19 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from devstack.kafka import ROOT, die_with_parent, free_port
+from devstack.kafka import free_port
+from devstack.process import LocalService
 
 
 @dataclass
-class CollectorProcess:
+class CollectorProcess(LocalService):
     """One `python -m collector` configured through its COLLECTOR_* environment."""
+
+    module: ClassVar[str] = "collector"
 
     bootstrap_servers: str
     raw_topic: str = "raw-events"
@@ -35,12 +35,8 @@ class CollectorProcess:
             self.port = free_port()
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+    def ident(self) -> str:
+        return self.collector_id
 
     def environment(self) -> dict[str, str]:
         return {
@@ -56,44 +52,12 @@ class CollectorProcess:
 
     def start(self, timeout_s: float = 30.0, wait_ready: bool = True) -> None:
         """Start the process and wait until /healthz (and, by default, /readyz) answers 200."""
-        log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "collector"],
-                env=self.environment(),
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent if self.die_with_parent else None,
-            )
-        finally:
-            if not isinstance(log, int):
-                log.close()
+        self.spawn(logs_on_stdout=True)
         self.wait_for("/readyz" if wait_ready else "/healthz", timeout_s)
 
     def get(self, path: str, timeout_s: float = 2.0) -> int:
         """The status code of GET `path`, or 0 when nothing answers."""
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout_s) as response:  # noqa: S310
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code
-        except (OSError, urllib.error.URLError):
-            return 0
-
-    def wait_for(self, path: str, timeout_s: float, status: int = 200) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(
-                    f"collector {self.collector_id} exited with {self._process.returncode}"
-                )
-            if self.get(path) == status:
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"collector {self.collector_id}: {path} not {status} in {timeout_s}s")
+        return self.fetch(path, timeout_s)[0]
 
     def signal(self, signum: int) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -6,23 +6,23 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from devstack.kafka import ROOT, VALIDATED_TOPICS, die_with_parent, free_port
+from devstack.kafka import VALIDATED_TOPICS, free_port
+from devstack.process import LocalService
 
 
 @dataclass
-class ValidatorProcess:
+class ValidatorProcess(LocalService):
     """One `python -m validator` configured through its VALIDATOR_* environment."""
+
+    module: ClassVar[str] = "validator"
 
     bootstrap_servers: str
     raw_topic: str = "raw-events"
@@ -42,12 +42,8 @@ class ValidatorProcess:
             self.port = free_port()
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+    def ident(self) -> str:
+        return self.validator_id
 
     def environment(self) -> dict[str, str]:
         return {
@@ -67,48 +63,12 @@ class ValidatorProcess:
     def start(self, timeout_s: float = 60.0) -> None:
         """Start the process and wait until /readyz answers 200 (transactions initialised)."""
         # The last line of stdout is the summary; logs (stderr) go to the log file.
-        log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "validator"],
-                env=self.environment(),
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=die_with_parent if self.die_with_parent else None,
-            )
-        finally:
-            if not isinstance(log, int):
-                log.close()
+        self.spawn(logs_on_stdout=False)
         self.wait_for("/readyz", timeout_s)
-
-    def get(self, path: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
-        """(status, body) of GET `path`, or (0, b"") when nothing answers."""
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout_s) as response:  # noqa: S310
-                return int(response.status), response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, b""
-        except (OSError, urllib.error.URLError):
-            return 0, b""
-
-    def wait_for(self, path: str, timeout_s: float, status: int = 200) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(
-                    f"validator {self.validator_id} exited with {self._process.returncode}"
-                )
-            if self.get(path)[0] == status:
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"validator {self.validator_id}: {path} not {status} in {timeout_s}s")
 
     def metric(self, name: str) -> float:
         """The sum of every sample of one metric from /metrics (0 when absent)."""
-        status, body = self.get("/metrics")
+        status, body = self.fetch("/metrics")
         total = 0.0
         for line in body.decode().splitlines():
             if line.startswith(name) and not line.startswith("#"):

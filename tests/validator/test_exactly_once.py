@@ -259,8 +259,8 @@ def test_a_validator_started_before_its_raw_topic_waits_unready_then_runs(
     with pytest.raises(TimeoutError):
         validator.start(timeout_s=5)  # alive (wait_for raises RuntimeError on an exit), not ready
     try:
-        assert validator.get("/healthz")[0] == 200
-        assert validator.get("/readyz")[0] == 503
+        assert validator.fetch("/healthz")[0] == 200
+        assert validator.fetch("/readyz")[0] == 503
         assert "waiting for Kafka and the raw topic" in (tmp_path / "v.log").read_text()
         kafka.create_topics([raw])
         validator.wait_for("/readyz", timeout_s=60)
