@@ -49,3 +49,28 @@ def test_the_report_shows_phases_producers_reconciliation_and_shares() -> None:
     assert report.shares() == [("c-1", 3, "75.0%"), ("c-2", 1, "25.0%")]
     assert "c-1           3  75.0%" in text
     assert '"missing": 0' in text
+
+
+def test_a_wait_that_times_out_prints_events_and_logs_of_pods_not_ready(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pods = {"items": [
+        {"metadata": {"name": "collector-a"}, "status": {"phase": "Pending", "conditions": []}},
+        {"metadata": {"name": "kafka-0"},
+         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+    ]}  # fmt: skip
+    asked: list[tuple[str, ...]] = []
+
+    def kubectl(*args: str, **_: object) -> str:
+        asked.append(args)
+        return f"output of {' '.join(args[:2])}"
+
+    monkeypatch.setattr(k8s_e2e, "kubectl_json", lambda *args: pods)
+    monkeypatch.setattr(k8s_e2e, "kubectl", kubectl)
+    with pytest.raises(k8s_e2e.E2EError, match=r"collectors not ready after 0s \(1/2 ready\)"):
+        k8s_e2e.wait_until("collectors", lambda: "1/2 ready", timeout_s=0, every_s=0)
+    err = capsys.readouterr().err
+    assert "--- events of collector-a" in err
+    assert "--- logs of collector-a" in err
+    assert "kafka-0" not in err  # ready pods are left out
+    assert ("logs", "collector-a", "--all-containers", "--tail=40") in asked
