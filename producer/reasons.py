@@ -106,21 +106,26 @@ def _phrase(status: int) -> str:
         return f"HTTP {status}"
 
 
+def batch_results(status: int, body: bytes, size: int) -> list[dict[str, Any]] | None:
+    """The per-element results of a batch the collector read (202 or 503: one result per
+    element, in order), or None for an answer about the whole batch (a problem reply, a proxy's
+    own page)."""
+    if status not in (202, 503):
+        return None
+    try:
+        results = orjson.loads(body)["results"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return results if isinstance(results, list) and len(results) == size else None
+
+
 def of_batch(status: int, body: bytes, size: int) -> list[tuple[str, str]]:
-    """One reason per element of a batch answer: its own error code when the answer has
-    per-element results (`{"results": [{"index", "error": {"code", "message"}}]}`), else the
+    """One reason per element of a batch answer: its own error code where it has one, else the
     answer's."""
     whole = of_answer(status, body)
-    try:
-        parsed: Any = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
+    results = batch_results(status, body, size)
+    if results is None:
         return [whole] * size
-    results = parsed.get("results") if isinstance(parsed, dict) else None
-    if not isinstance(results, list) or len(results) != size:
-        return [whole] * size
-    indexes = [item.get("index") if isinstance(item, dict) else None for item in results]
-    if sorted(i for i in indexes if isinstance(i, int)) == list(range(size)):
-        results = sorted(results, key=lambda item: item["index"])
     reasons = []
     for item in results:
         code, message = _error_of(item)

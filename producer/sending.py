@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
-import orjson
 
 from producer import reasons
 
@@ -116,15 +115,9 @@ def batch_outcomes(status: int, body: bytes, size: int) -> list[Outcome]:
     The collector answers a batch it read with 202 or 503 and one result per element, in order;
     any other answer (a whole-batch problem, or a proxy's own page) applies to every event.
     """
-    whole = [outcome_of(status)] * size
-    if status not in (202, 503):
-        return whole
-    try:
-        results = orjson.loads(body)["results"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return whole  # a 503 problem reply (draining, internal error), or not the collector
-    if len(results) != size:
-        return whole
+    results = reasons.batch_results(status, body, size)
+    if results is None:  # a 503 problem reply (draining, internal error), or not the collector
+        return [outcome_of(status)] * size
     return [_RESULTS[result["status"]] for result in results]
 
 

@@ -81,9 +81,9 @@ def test_answers_become_status_and_code_with_their_message() -> None:
 def test_batch_elements_carry_their_own_codes() -> None:
     body = orjson.dumps(
         {"status": "settled", "accepted": 1, "rejected": 1, "retry": 0, "results": [
+            {"index": 0, "status": "accepted", "root_id": "a"},
             {"index": 1, "status": "rejected", "root_id": "b",
              "error": {"code": "invalid_event", "message": "no payload", "details": []}},
-            {"index": 0, "status": "accepted", "root_id": "a"},
         ]}
     )  # fmt: skip
     assert reasons.of_batch(202, body, 2) == [
