@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+
+from tests.conftest import wait_for
 
 COLLECTOR_IMAGE = os.environ.get("COLLECTOR_IMAGE", "event-collector/collector:0.1.0")
 PRODUCER_IMAGE = os.environ.get("PRODUCER_IMAGE", "event-collector/producer:0.1.0")
@@ -43,23 +44,16 @@ def collector() -> Iterator[tuple[str, str]]:
         docker("rm", "-f", name)
 
 
-def wait_for_health(url: str, timeout_s: float = 60) -> httpx.Response:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            response = httpx.get(f"{url}/healthz", timeout=2)
-            if response.status_code == 200:
-                return response
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url}/healthz did not answer 200 within {timeout_s} s")
-        time.sleep(0.5)
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def test_the_collector_image_serves_read_only_as_user_10001(collector: tuple[str, str]) -> None:
     name, url = collector
-    wait_for_health(url)
+    wait_for(lambda: healthy(url), 60, f"{url}/healthz answering 200")
     about = httpx.get(f"{url}/api/v1", timeout=5)
     assert about.status_code == 200
     assert about.json()["collector_id"]  # the container's host name

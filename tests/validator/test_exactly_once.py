@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from devstack.collector import CollectorProcess
 from devstack.kafka import ROOT, Broker, read_topic
 from devstack.validator import ValidatorProcess, wait_caught_up
 from producer.sample import write_samples
-from tests.conftest import Topics
+from tests.conftest import Topics, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -118,13 +118,6 @@ def finish(process: subprocess.Popen[str]) -> dict[str, Any]:
     return summary
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
-
-
 def exactly_once(report: dict[str, Any], files: list[Path], dead_letter: int = 0) -> None:
     assert report["expected"] == ROWS * len(files)
     assert (report["missing"], report["duplicates"], report["unexpected"]) == (0, 0, 0), report
@@ -140,7 +133,11 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
     first.start()
     running = replay(stage, months[:2], "--concurrency", "4")
     # Kill while records flow: transactions are committing every 50 records.
-    wait_until(lambda: first.metric("validator_transactions_total") >= 3)
+    wait_for(
+        lambda: first.metric("validator_transactions_total") >= 3,
+        120,
+        "first validator_transactions_total >= 3",
+    )
     first.kill()
     time.sleep(1)  # more raw records arrive with no validator at all
     again = stage.validator("validator-a")  # same id: fences the dead one and aborts its txn
@@ -162,10 +159,22 @@ def test_two_validators_and_a_rebalance_while_a_replay_runs(
     a, b = stage.validator("validator-a"), stage.validator("validator-b")
     a.start()
     running = replay(stage, months, "--concurrency", "4")
-    wait_until(lambda: a.metric("validator_transactions_total") >= 3)
+    wait_for(
+        lambda: a.metric("validator_transactions_total") >= 3,
+        120,
+        "a validator_transactions_total >= 3",
+    )
     b.start()  # a rebalance: some partitions move to b, which rebuilds their seen ids
-    wait_until(lambda: b.metric("validator_assigned_partitions") >= 1)
-    wait_until(lambda: b.metric("validator_transactions_total") >= 1)
+    wait_for(
+        lambda: b.metric("validator_assigned_partitions") >= 1,
+        120,
+        "b validator_assigned_partitions >= 1",
+    )
+    wait_for(
+        lambda: b.metric("validator_transactions_total") >= 1,
+        120,
+        "b validator_transactions_total >= 1",
+    )
     counts_a = a.stop()  # another: b takes every partition
     assert counts_a is not None
     assert counts_a["validated"] > 0
@@ -228,9 +237,17 @@ def test_a_killed_validators_partitions_move_to_the_other_one(
     b.env.update(fast)
     a.start()
     b.start()
-    wait_until(lambda: b.metric("validator_assigned_partitions") >= 1)
+    wait_for(
+        lambda: b.metric("validator_assigned_partitions") >= 1,
+        120,
+        "b validator_assigned_partitions >= 1",
+    )
     running = replay(stage, months[:2], "--concurrency", "4")
-    wait_until(lambda: a.metric("validator_transactions_total") >= 3)
+    wait_for(
+        lambda: a.metric("validator_transactions_total") >= 3,
+        120,
+        "a validator_transactions_total >= 3",
+    )
     # Killed, never restarted: its open transaction is aborted by Kafka's timeout, and b takes its
     # partitions from the committed offsets and the committed changelog only.
     a.kill()
