@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.demo import table
+from devstack.demo import say, table
 from devstack.k8s_fit import project_version
 from devstack.kafka import ROOT
 
@@ -42,10 +42,6 @@ PROGRESS_EVERY_S = 5.0
 
 class E2EError(RuntimeError):
     """A step failed; the message says which and why."""
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def run(
