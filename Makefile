@@ -12,7 +12,7 @@ KAFKA_PORT ?= 9092
 BROKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka-jars kafka-up kafka-down lint check test demo demo-down bench soak images k8s-check browser k8s-e2e
+.PHONY: help venv tools kafka-jars kafka-up kafka-down lint check test demo demo-down bench soak images k8s-check browser k8s-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -45,7 +45,11 @@ lint: $(STAMP) ## ruff and mypy
 check: lint ## ruff, mypy and the quick tests (under a minute, no broker, no Java)
 	$(VENV)/bin/pytest -q -n 2 -m "not kafka and not slow and not tools" -p no:cacheprovider $(PYTEST_ARGS)
 
-test: lint kafka-jars k8s-check browser ## lint, the offline deployment gate, and every test against a real broker
+# Every tool a test runs is fetched or built here, before pytest starts, never inside a test's timeout.
+tools: $(STAMP) ## build the pinned promtool and actionlint into .cache/ (first run only, several minutes)
+	@$(PY) -m devstack.go_tools promtool actionlint
+
+test: lint kafka-jars tools k8s-check browser ## lint, the offline deployment gate, and every test against a real broker
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # make demo [KEEP=1] [DATA="files or URLs"] [ROWS=5000] [RATE=300] [BATCH=10] [REPLICAS=3] [BROKERS=3]
