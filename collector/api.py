@@ -63,7 +63,7 @@ size limit holds for the decompressed body too, and a body that does not decompr
 
 
 def problem_rows() -> str:
-    """The problem table as Markdown rows (the OpenAPI description; the README holds the same)."""
+    """The problem table as Markdown rows (the OpenAPI description; docs/collector.md too)."""
     return "\n".join(
         f"| `{p}` | {p.status} | {'yes' if p.retryable else 'no'} "
         f"| {'yes' if p.dead_lettered else 'no'} | {p.message} |"

@@ -1,8 +1,8 @@
 """Every answer that is not a 202, once: its code, HTTP status, message and what it means.
 
 The one table of problems (as PostHog's capture has one error enum with one mapping to HTTP): the
-envelope, the sink, both HTTP front ends, the OpenAPI document and the README read it, and a test
-walks every member. A new code is a contract change: add it here, and the README's table.
+envelope, the sink, both HTTP front ends, the OpenAPI document and docs/collector.md read it, and a
+test walks every member. A new code is a contract change: add it here, and to docs/collector.md.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ One Kafka transaction per consumed batch holds the validated and dead-letter rec
 seen-ids changelog records and the consumer offsets (KIP-447: fenced by the group generation), so
 a crash anywhere leaves either all of a batch or none of it for `read_committed` readers.
 Transactions never stay open across `consume()`, so a rebalance never revokes a partition with
-work in flight. Written on confluent-kafka directly: see the README for the measurement.
+work in flight. Written on confluent-kafka directly: see docs/validator.md for the measurement.
 """
 
 from __future__ import annotations

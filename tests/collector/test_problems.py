@@ -14,7 +14,7 @@ from collector.schemas import ProblemReply
 from collector.sinks import MemorySink
 from tests.collector.conftest import make_settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "collector.md"
 
 
 @pytest.mark.parametrize("problem", list(Problem))
@@ -39,10 +39,10 @@ def test_codes_and_messages_are_unique() -> None:
     assert len({p.message for p in Problem}) == len(Problem)
 
 
-def test_the_readme_table_is_the_problem_table() -> None:
-    assert problem_rows() in README.read_text()
+def test_the_reference_table_is_the_problem_table() -> None:
+    assert problem_rows() in REFERENCE.read_text()
     for problem in Problem:
-        assert README.read_text().count(f"| `{problem}` |") == 1
+        assert REFERENCE.read_text().count(f"| `{problem}` |") == 1
 
 
 def test_every_problem_that_stores_nothing_has_a_documented_canned_reply() -> None:
