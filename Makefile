@@ -79,7 +79,7 @@ images: ## build the images (needs a running Docker engine)
 	docker build -f Dockerfile.validator -t event-collector/validator:$(IMAGE_TAG) .
 
 k8s-check: $(STAMP) ## render every overlay and check manifests and Dockerfiles offline
-	@$(PY) -m devstack.k8s_gate
+	@$(PY) -m devstack.gate
 
 # Debian's own Chromium (no browser download), used headless by tests/e2e/test_docs_browser.py
 # and tests/collector/test_browser.py.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import LOAD_CPUS, WORK, busy_shares, cpu_list, cpu_times, tree_cpu_s
-from devstack.kafka import ROOT
+from devstack.proc import ROOT
 
 LUA = ROOT / "bench" / "post.lua"
 OPENLOOP_SRC = ROOT / "bench" / "openloop" / "main.go"

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.kafka import ROOT, die_with_parent, free_port
+from devstack.proc import ROOT, die_with_parent, free_port
 
 WORK = ROOT / "bench" / ".work"
 ALL_CPUS = frozenset(range(os.cpu_count() or 1))

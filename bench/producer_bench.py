@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.procs import WORK, http_status
-from devstack.kafka import ROOT
+from devstack.proc import ROOT
 from producer.rows import event_bodies
 
 EVENT_TYPE = "YellowTaxiTripRecords"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench import events
 from bench.procs import LOAD_CPUS, SERVER_CPUS, cpu_list
-from devstack.kafka import ROOT
+from devstack.proc import ROOT
 
 if TYPE_CHECKING:
     from bench.run import Results

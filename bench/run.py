@@ -21,7 +21,8 @@ from confluent_kafka import TopicPartition
 
 from bench import events, load, machine, procs, producer_bench, report, validator_bench
 from bench.procs import ALL_CPUS, LOAD_CPUS, SERVER_CPUS, WORK, Server
-from devstack.kafka import ROOT, Broker, free_port
+from devstack.kafka import Broker
+from devstack.proc import ROOT, free_port
 
 _T0 = time.monotonic()
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from devstack.balancer import Backend, Balancer
 from devstack.collector import CollectorProcess
-from devstack.kafka import FAST_FAILOVER, ROOT, Cluster, free_port, read_topic, rss_bytes
+from devstack.kafka import FAST_FAILOVER, Cluster, read_topic
+from devstack.proc import ROOT, free_port, rss_bytes
 
 OUT_DIR = ROOT / "bench"
 WORK_DIR = ROOT / ".cache" / "soak"

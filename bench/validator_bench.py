@@ -29,7 +29,8 @@ import orjson
 from confluent_kafka import Consumer, Producer
 
 from bench import procs
-from devstack.kafka import ROOT, Broker, free_port
+from devstack.kafka import Broker
+from devstack.proc import ROOT, free_port
 
 TARGET_EOS_PER_S = 20_000
 SECTION_START = "<!-- validator benchmark: start -->"

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.kafka import die_with_parent, free_port
+from devstack.proc import die_with_parent, free_port
 
 APT_PACKAGE = "haproxy"
 # A collector's largest body (COLLECTOR_MAX_BODY_BYTES) plus room for the headers: a request that

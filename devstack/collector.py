@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from devstack.kafka import free_port
-from devstack.process import LocalService
+from devstack.proc import free_port
+from devstack.service import LocalService
 
 
 @dataclass

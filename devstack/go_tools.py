@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from devstack import gate_tools
+from devstack.gate import tools as gate_tools
 
 PROMTOOL = ("github.com/prometheus/prometheus/cmd/promtool", "v0.316.0")  # Prometheus 3.16.0
 ACTIONLINT = ("github.com/rhysd/actionlint/cmd/actionlint", "v1.7.12")

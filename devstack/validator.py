@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from devstack.kafka import VALIDATED_TOPICS, free_port
-from devstack.process import LocalService
+from devstack.kafka import VALIDATED_TOPICS
+from devstack.proc import free_port
+from devstack.service import LocalService
 
 
 @dataclass

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kafka import FAST_FAILOVER, Broker, Cluster, free_port
+from devstack.kafka import FAST_FAILOVER, Broker, Cluster
+from devstack.proc import free_port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,7 +12,7 @@ import uvicorn
 
 from collector.app import create_app
 from collector.sinks import MemorySink
-from devstack.kafka import free_port
+from devstack.proc import free_port
 from tests.collector.conftest import make_settings
 
 

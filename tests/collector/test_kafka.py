@@ -17,7 +17,8 @@ import pytest
 
 from collector.app import create_app, kafka_sink
 from devstack.collector import CollectorProcess
-from devstack.kafka import Broker, free_port, read_topic
+from devstack.kafka import Broker, read_topic
+from devstack.proc import free_port
 from tests.collector.conftest import make_settings, serving
 from tests.conftest import Topics
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from devstack.go_tools import ACTIONLINT, go_tool
-from devstack.kafka import ROOT
+from devstack.proc import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 SHELLCHECK = Path(sys.executable).parent / "shellcheck"

@@ -9,8 +9,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from devstack import k8s_gate
-from devstack.k8s_gate import DOCKERFILES, K8S_DIR, run_gate, selector_matches
+from devstack.gate import run as k8s_gate
+from devstack.gate.run import DOCKERFILES, K8S_DIR, run_gate, selector_matches
 
 pytestmark = pytest.mark.tools
 
@@ -364,7 +364,7 @@ def test_a_project_image_without_the_project_version_fails(k8s_copy: Path) -> No
 
 
 def test_peak_requests_count_hpa_minimum_surge_parallelism_and_init_containers() -> None:
-    from devstack.k8s_fit import memory_mi, pods_at_peak
+    from devstack.gate.capacity import memory_mi, pods_at_peak
 
     def pod(cpu: str, init_cpu: str | None = None) -> dict[str, object]:
         spec: dict[str, object] = {"containers": [{"resources": {"requests": {"cpu": cpu}}}]}
@@ -440,7 +440,7 @@ def test_every_hand_written_check_exception_and_option_says_why() -> None:
 
 def test_a_dockerfile_copying_what_dockerignore_leaves_out_fails(tmp_path: Path) -> None:
     """A package missing from .dockerignore's allow-list failed only at `docker build`."""
-    from devstack.k8s_fit import docker_context
+    from devstack.gate.capacity import docker_context
 
     for dockerfile in DOCKERFILES:
         shutil.copy(dockerfile, tmp_path)

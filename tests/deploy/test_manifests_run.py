@@ -22,8 +22,9 @@ from typing import Any
 import orjson
 import pytest
 
-from devstack.k8s_gate import run_gate
-from devstack.kafka import ROOT, Broker, die_with_parent, free_port, read_topic
+from devstack.gate.run import run_gate
+from devstack.kafka import Broker, read_topic
+from devstack.proc import ROOT, die_with_parent, free_port
 from tests.conftest import Topics
 
 POD_NAME = "collector-7d9f5-x2k8p"

@@ -16,10 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collector.problems import Problem
 from collector.schemas import TAXI_EVENT
-from devstack import monitoring
-from devstack.gate_checks import selector_matches
-from devstack.gate_tools import kustomize_binary, render
-from devstack.k8s_gate import K8S_DIR
+from devstack.gate import monitoring
+from devstack.gate.checks import selector_matches
+from devstack.gate.run import K8S_DIR
+from devstack.gate.tools import kustomize_binary, render
 from tests.collector.live import live_collector
 
 TAXI = orjson.dumps(TAXI_EVENT)

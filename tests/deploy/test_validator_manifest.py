@@ -12,8 +12,9 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from devstack.k8s_gate import run_gate
-from devstack.kafka import ROOT, Broker, die_with_parent, free_port, read_topic
+from devstack.gate.run import run_gate
+from devstack.kafka import Broker, read_topic
+from devstack.proc import ROOT, die_with_parent, free_port
 from tests.conftest import Topics
 from tests.deploy.test_manifests_run import (
     Manifest,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack import k8s_e2e
-from devstack.kafka import ROOT
+from devstack.k8s_e2e import run as k8s_e2e
+from devstack.proc import ROOT
 
 
 def test_without_a_cluster_it_says_so_in_one_line_and_exits_1(tmp_path: Path) -> None:

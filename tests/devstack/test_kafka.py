@@ -11,16 +11,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from devstack import kafka as kafka_module
-from devstack.kafka import (
-    ROOT,
-    Broker,
-    KafkaSetupError,
-    fetch_jars,
-    free_port,
-    process_alive,
-    read_topic,
-)
+from devstack.kafka import Broker, KafkaSetupError, fetch_jars, read_topic
+from devstack.kafka import broker as kafka_module
+from devstack.proc import ROOT, free_port, process_alive
 from tests.conftest import Topics
 
 
@@ -121,7 +114,8 @@ def test_a_killed_test_run_leaves_no_broker_behind(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from devstack.kafka import Broker, free_port\n"
+        "from devstack.kafka import Broker\n"
+        "from devstack.proc import free_port\n"
         f"broker = Broker(Path({str(tmp_path)!r}), port=free_port(), die_with_parent=True)\n"
         "broker.start()\n"
         "print(broker.running_pid(), flush=True)\n"

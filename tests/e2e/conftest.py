@@ -15,7 +15,8 @@ import pytest
 
 from devstack.balancer import Backend, Balancer
 from devstack.collector import CollectorProcess
-from devstack.kafka import ROOT, Broker, Cluster
+from devstack.kafka import Broker, Cluster
+from devstack.proc import ROOT
 from tests.conftest import Topics
 
 SAMPLE_ROWS = 2_000

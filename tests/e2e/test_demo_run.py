@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kafka import ROOT, Broker, free_port, process_alive
+from devstack.kafka import Broker
+from devstack.proc import ROOT, free_port, process_alive
 
 
 @pytest.mark.kafka

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devstack.demo import (
+from devstack.demo.stack import (
     ProducerResult,
     month_name,
     parse_summary,

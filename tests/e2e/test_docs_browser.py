@@ -23,7 +23,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from devstack.kafka import ROOT, Broker, read_topic
+from devstack.kafka import Broker, read_topic
+from devstack.proc import ROOT
 from tests.conftest import Topics
 from tests.e2e.conftest import Replicas
 

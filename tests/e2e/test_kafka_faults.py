@@ -26,7 +26,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from devstack.balancer import Balancer
 from devstack.collector import CollectorProcess
-from devstack.kafka import ROOT, Cluster, free_port, read_topic
+from devstack.kafka import Cluster, read_topic
+from devstack.proc import ROOT, free_port
 from tests.conftest import Topics, wait_for
 from tests.e2e.conftest import (
     SAMPLE_ROWS,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devstack.balancer import Balancer
-from devstack.demo import collector_id_of, topic_count
+from devstack.demo.stack import collector_id_of, topic_count
 from devstack.kafka import Broker, read_topic
 from tests.conftest import Topics, wait_for
 from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay

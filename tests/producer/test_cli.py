@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from devstack.kafka import ROOT
+from devstack.proc import ROOT
 from producer.settings import ReplaySettings
 from tests.producer.conftest import SAMPLE_ROWS, StandIn
 

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from devstack.collector import CollectorProcess
-from devstack.kafka import ROOT, Broker, free_port, read_topic
+from devstack.kafka import Broker, read_topic
+from devstack.proc import ROOT, free_port
 from producer.sample import write_samples
 from tests.conftest import Topics, producer_retries
 

@@ -17,7 +17,7 @@ import uvicorn
 
 from collector.app import create_app
 from collector.sinks import MemorySink
-from devstack.kafka import free_port
+from devstack.proc import free_port
 from producer import reasons
 from producer.replay import Summary, replay
 from producer.settings import ReplaySettings

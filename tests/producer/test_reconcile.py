@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Producer
 
-from devstack.kafka import ROOT, Broker
+from devstack.kafka import Broker
+from devstack.proc import ROOT
 from producer import rows
 from producer.reconcile import Reconciler
 from tests.conftest import Topics

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kafka import ROOT
+from devstack.proc import ROOT
 from producer import source
 from producer.sample import write_month
 

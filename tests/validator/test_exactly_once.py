@@ -19,7 +19,8 @@ import pytest
 from confluent_kafka import Producer
 
 from devstack.collector import CollectorProcess
-from devstack.kafka import ROOT, Broker, read_topic
+from devstack.kafka import Broker, read_topic
+from devstack.proc import ROOT
 from devstack.validator import ValidatorProcess, wait_caught_up
 from producer.sample import write_samples
 from tests.conftest import Topics, wait_for

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, ClassVar
 
-from devstack.kafka import ROOT, die_with_parent
+from devstack.proc import ROOT, die_with_parent
 
 
 class LocalService:

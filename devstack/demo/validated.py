@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from devstack.kafka import DEFAULT_TOPICS, ROOT, VALIDATED_TOPICS
+from devstack.kafka import DEFAULT_TOPICS, VALIDATED_TOPICS
+from devstack.proc import ROOT
 from devstack.validator import ValidatorProcess, wait_caught_up
 
 COUNTS = ("validated", "dead_letter", "duplicate")

@@ -7,7 +7,7 @@
   dashboard-linter. That linter has no release on the Go module proxy, so its rules for
   Prometheus dashboards are restated here, with the same names.
 
-`python -m devstack.monitoring` runs every check that needs no running collector.
+`python -m devstack.gate.monitoring` runs every check that needs no running collector.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import promql_parser
 import yaml
 
 from devstack.go_tools import PROMTOOL, go_tool
-from devstack.kafka import ROOT
+from devstack.proc import ROOT
 
 MONITORING_DIR = ROOT / "k8s" / "monitoring"
 RULES_FILE = MONITORING_DIR / "prometheusrule.yaml"

@@ -28,8 +28,8 @@ from referencing import Registry, Resource
 from yamllint import linter as yamllint_linter  # type: ignore[import-untyped]
 from yamllint.config import YamlLintConfig  # type: ignore[import-untyped]
 
-from devstack.gate_checks import Finding, Manifest, name_of
-from devstack.kafka import ROOT
+from devstack.gate.checks import Finding, Manifest, name_of
+from devstack.proc import ROOT
 
 CACHE_DIR = ROOT / ".cache"
 KUSTOMIZE = ("sigs.k8s.io/kustomize/kustomize/v5", "v5.8.1", "kustomize")

@@ -14,7 +14,7 @@ Stages, each a list of findings (an empty list passes):
 Every accepted finding and kube-score option lives in k8s/policy-exceptions.yaml with its reason;
 the gate prints them all.
 
-`python -m devstack.k8s_gate` runs it all and exits 1 on any finding.
+`python -m devstack.gate` runs it all and exits 1 on any finding.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import yaml
 
-from devstack import k8s_fit
-from devstack.gate_checks import CHECKS, Finding, Manifest, run_checks, selector_matches
-from devstack.gate_tools import (
+from devstack.gate import capacity as k8s_fit
+from devstack.gate.checks import CHECKS, Finding, Manifest, run_checks, selector_matches
+from devstack.gate.tools import (
     CHECKOV_VERSION,
     KUBE_SCORE,
     KUSTOMIZE,
@@ -49,7 +49,7 @@ from devstack.gate_tools import (
     run_kube_score,
     validate_schemas,
 )
-from devstack.kafka import ROOT
+from devstack.proc import ROOT
 
 __all__ = ["Finding", "GateSetupError", "Report", "main", "run_gate", "selector_matches"]
 
@@ -168,7 +168,7 @@ def describe_policy(policy: Policy) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.k8s_gate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack.gate", description=__doc__)
     parser.add_argument("--k8s-dir", type=Path, default=K8S_DIR)
     parser.add_argument("--stage", action="append", choices=STAGES, help="only these stages")
     args = parser.parse_args(argv)
@@ -187,7 +187,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("deployment gate: passed")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.demo import say, table
-from devstack.k8s_fit import project_version
-from devstack.kafka import ROOT
+from devstack.demo.stack import say, table
+from devstack.gate.capacity import project_version
+from devstack.proc import ROOT
 
 NAMESPACE = "event-collector"
 OVERLAY = ROOT / "k8s" / "overlays" / "e2e"
@@ -666,7 +666,3 @@ def main(argv: list[str] | None = None) -> int:
         f"report in {args.report}"
     )
     return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

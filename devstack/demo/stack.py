@@ -27,21 +27,18 @@ from typing import IO, Any
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from devstack import demo_validated
 from devstack.balancer import Backend, Balancer, BalancerUnavailable
 from devstack.collector import CollectorProcess
+from devstack.demo import validated as demo_validated
 from devstack.kafka import (
     DEFAULT_TOPICS,
-    ROOT,
     VALIDATED_TOPICS,
     Broker,
     Cluster,
     KafkaSetupError,
-    _port_open,
-    free_port,
-    process_alive,
     read_topic,
 )
+from devstack.proc import ROOT, free_port, port_open, process_alive
 from devstack.validator import ValidatorProcess
 from producer import source
 
@@ -278,7 +275,7 @@ def month_name(path_or_url: str) -> str:
 
 def port_or_free(preferred: int) -> int:
     """`preferred` when nothing listens there, else any free port."""
-    return preferred if not _port_open(preferred) else free_port()
+    return preferred if not port_open(preferred) else free_port()
 
 
 @dataclass
@@ -685,7 +682,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with sigterm_as_interrupt():
         return run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

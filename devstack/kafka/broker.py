@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,8 +25,9 @@ from typing import Any
 from confluent_kafka import KafkaException, Message
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-ROOT = Path(__file__).resolve().parent.parent
-POM = Path(__file__).resolve().parent / "kafka-pom.xml"
+from devstack.proc import ROOT, die_with_parent, free_port, port_open, process_alive
+
+POM = Path(__file__).resolve().parent / "pom.xml"
 KAFKA_VERSION = "4.1.1"
 JARS_DIR = ROOT / ".cache" / f"kafka-{KAFKA_VERSION}" / "libs"
 DEFAULT_STATE_DIR = ROOT / ".kafka"
@@ -38,7 +37,6 @@ VALIDATED_TOPICS = ("validated-events", "validated-events-dlq")
 DEFAULT_PARTITIONS = 3
 
 _APT_PACKAGES = ("openjdk-17-jre-headless", "maven")
-_PR_SET_PDEATHSIG = 1
 
 
 class KafkaSetupError(RuntimeError):
@@ -114,25 +112,6 @@ def new_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         if not cluster_id.startswith("-"):
             return cluster_id
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def die_with_parent() -> None:
-    # Runs in the child between fork and exec: the kernel sends SIGTERM to the broker when the
-    # process that started it dies, so an interrupted or killed test run leaves no JVM behind.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -282,7 +261,7 @@ class Broker:
         if self.running_pid() is not None:
             raise KafkaSetupError(f"a broker is already running from {self.state_dir}")
         for port in (self.port if self.is_broker else 0, self.controller_port):
-            if port and _port_open(port):
+            if port and port_open(port):
                 raise KafkaSetupError(f"port {port} on 127.0.0.1 is already taken")
         config = self._write_config()
         java = [
@@ -322,7 +301,7 @@ class Broker:
                     f"last lines of {self.log_file}:\n{self._log_tail()}"
                 )
             if not self.is_broker:
-                if _port_open(self.controller_port):
+                if port_open(self.controller_port):
                     return
             else:
                 with contextlib.suppress(KafkaException):
@@ -589,37 +568,6 @@ def _create_topics(
                 raise KafkaSetupError(f"could not create topic {name}: {exc}") from exc
 
 
-def rss_bytes(pid: int | None) -> int:
-    """Resident memory of a process and its children (uvicorn workers), from /proc; 0 if gone."""
-    total, pending = 0, [pid] if pid else []
-    while pending:
-        current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-        pending.extend(int(child) for child in children)
-    return total
-
-
-def process_alive(pid: int, process: subprocess.Popen[bytes] | None = None) -> bool:
-    """Whether `pid` (or `process`, when we started it) still runs; a zombie counts as gone."""
-    if process is not None:
-        return process.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie of a process we did not start is gone for our purposes.
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    return False
-
-
 def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[Message]:
     """Every message now on `topic`, read up to each partition's high watermark, in order."""
     # The reconciliation's reader: one way of reading a topic to its end, for tools and tests.
@@ -699,7 +647,3 @@ def main(argv: list[str] | None = None) -> int:
     except KafkaSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

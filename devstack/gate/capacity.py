@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from devstack.kafka import ROOT
+from devstack.proc import ROOT
 
 Manifest = dict[str, Any]
 

@@ -1,0 +1,7 @@
+"""`python -m devstack.kafka fetch|up|down|status` (make kafka-jars, kafka-up, kafka-down)."""
+
+import sys
+
+from devstack.kafka.broker import main
+
+sys.exit(main())
