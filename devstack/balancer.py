@@ -10,6 +10,7 @@ body ties up only HAProxy, never a collector, and is cut off after `request_time
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -17,12 +18,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.proc import die_with_parent, free_port
+from devstack.proc import ManagedProcess, ProcessExited, free_port, wait_until
 
 APT_PACKAGE = "haproxy"
 # A collector's largest body (COLLECTOR_MAX_BODY_BYTES) plus room for the headers: a request that
@@ -79,6 +79,46 @@ class Backend:
     port: int
 
 
+def _ms(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
+
+
+def _defaults(
+    request_timeout_s: float, idle_timeout_s: float, server_timeout_s: float
+) -> list[str]:
+    """The `defaults` section: HTTP mode, timeouts, retries and error pages."""
+    return [
+        "defaults",
+        "    mode http",
+        "    log global",
+        "    option httplog",
+        # Log only what went wrong (retries, redispatches, 5xx, timeouts), not every request.
+        "    option dontlog-normal",
+        # Read the whole request before choosing a replica: slow bodies stay here, and the
+        # buffered request can be replayed on another replica.
+        "    option http-buffer-request",
+        f"    timeout http-request {_ms(request_timeout_s)}",
+        f"    timeout http-keep-alive {_ms(min(idle_timeout_s, request_timeout_s))}",
+        f"    timeout client {_ms(idle_timeout_s)}",
+        # Loopback connects take microseconds; a short connect timeout also shortens the pause
+        # HAProxy takes before retrying a refused connection elsewhere.
+        "    timeout connect 300ms",
+        f"    timeout server {_ms(server_timeout_s)}",
+        "    timeout queue 5s",
+        "    timeout check 1s",
+        # A refused connection, a replica that died before answering, or its 503 (nothing was
+        # claimed, e.g. draining): try another replica. A retried POST may reach Kafka twice;
+        # the event_id tells the copies apart downstream.
+        "    retries 2",
+        "    option redispatch 1",
+        "    retry-on conn-failure empty-response 503",
+        # HAProxy's own errors speak the collector's language: JSON and, when retrying can
+        # help, Retry-After.
+        *(_error_page(status, code, message) for status, code, message in _ERRORS),
+        "",
+    ]
+
+
 def haproxy_config(
     backends: Sequence[Backend],
     port: int,
@@ -92,10 +132,6 @@ def haproxy_config(
     max_connections: int = 512,
 ) -> str:
     """The whole haproxy.cfg for `backends` behind 127.0.0.1:`port`."""
-
-    def ms(seconds: float) -> str:
-        return f"{round(seconds * 1000)}ms"
-
     servers = [
         f"    server {b.name} 127.0.0.1:{b.port} check observe layer4 error-limit 1 "
         "on-error mark-down"
@@ -109,34 +145,7 @@ def haproxy_config(
             f"    stats socket {stats_socket} mode 600 level admin",
             "    log stderr format raw local0 info",
             "",
-            "defaults",
-            "    mode http",
-            "    log global",
-            "    option httplog",
-            # Log only what went wrong (retries, redispatches, 5xx, timeouts), not every request.
-            "    option dontlog-normal",
-            # Read the whole request before choosing a replica: slow bodies stay here, and the
-            # buffered request can be replayed on another replica.
-            "    option http-buffer-request",
-            f"    timeout http-request {ms(request_timeout_s)}",
-            f"    timeout http-keep-alive {ms(min(idle_timeout_s, request_timeout_s))}",
-            f"    timeout client {ms(idle_timeout_s)}",
-            # Loopback connects take microseconds; a short connect timeout also shortens the pause
-            # HAProxy takes before retrying a refused connection elsewhere.
-            "    timeout connect 300ms",
-            f"    timeout server {ms(server_timeout_s)}",
-            "    timeout queue 5s",
-            "    timeout check 1s",
-            # A refused connection, a replica that died before answering, or its 503 (nothing was
-            # claimed, e.g. draining): try another replica. A retried POST may reach Kafka twice;
-            # the event_id tells the copies apart downstream.
-            "    retries 2",
-            "    option redispatch 1",
-            "    retry-on conn-failure empty-response 503",
-            # HAProxy's own errors speak the collector's language: JSON and, when retrying can
-            # help, Retry-After.
-            *(_error_page(status, code, message) for status, code, message in _ERRORS),
-            "",
+            *_defaults(request_timeout_s, idle_timeout_s, server_timeout_s),
             "frontend collectors",
             f"    bind 127.0.0.1:{port}",
             "    default_backend replicas",
@@ -145,7 +154,7 @@ def haproxy_config(
             "    balance roundrobin",
             "    option httpchk GET /readyz",
             "    http-check expect status 200",
-            f"    default-server inter {ms(check_interval_s)} fall 2 rise 2",
+            f"    default-server inter {_ms(check_interval_s)} fall 2 rise 2",
             *servers,
             "",
         ]
@@ -162,7 +171,7 @@ class Balancer:
     request_timeout_s: float = 10.0
     idle_timeout_s: float = 30.0
     die_with_parent: bool = True
-    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    process: ManagedProcess | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).resolve()
@@ -187,7 +196,7 @@ class Balancer:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self.process.pid if self.process is not None else None
 
     def start(self, timeout_s: float = 15.0) -> None:
         """Write the config, check it, start HAProxy and wait until it takes connections."""
@@ -210,29 +219,31 @@ class Balancer:
         )
         if check.returncode != 0:
             raise BalancerUnavailable(f"haproxy rejected {self.config_file}:\n{check.stderr}")
-        with self.log_file.open("ab") as log:
-            self._process = subprocess.Popen(
-                [binary, "-db", "-f", str(self.config_file)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=die_with_parent if self.die_with_parent else None,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise BalancerUnavailable(
-                    f"haproxy exited with {self._process.returncode}; see {self.log_file}"
-                )
+        self.process = ManagedProcess(
+            [binary, "-db", "-f", str(self.config_file)],
+            "haproxy",
+            log_path=self.log_file,
+            die_with_parent=self.die_with_parent,
+        )
+        self.process.spawn()
+        try:
             # The admin socket answers once the listeners are bound; probing the HTTP port itself
             # would log a bad request.
-            with contextlib.suppress(OSError):
-                if "Pid:" in self.command("show info", timeout_s=0.5):
-                    return
-            time.sleep(0.05)
-        self.stop()
-        raise BalancerUnavailable(f"haproxy did not listen on {self.port} within {timeout_s}s")
+            self.process.wait_ready(self._listening, timeout_s, "haproxy")
+        except ProcessExited:
+            raise BalancerUnavailable(
+                f"haproxy exited with {self.process.returncode}; see {self.log_file}"
+            ) from None
+        except TimeoutError:
+            self.stop()
+            raise BalancerUnavailable(
+                f"haproxy did not listen on {self.port} within {timeout_s}s"
+            ) from None
+
+    def _listening(self) -> bool:
+        with contextlib.suppress(OSError):
+            return "Pid:" in self.command("show info", timeout_s=0.5)
+        return False
 
     def command(self, line: str, timeout_s: float = 2.0) -> str:
         """Send one command to HAProxy's admin socket and return its answer."""
@@ -255,14 +266,19 @@ class Balancer:
 
     def wait_until(self, states: dict[str, str], timeout_s: float = 15.0) -> None:
         """Wait until each named replica is in the given state (UP or DOWN)."""
-        deadline = time.monotonic() + timeout_s
         seen: dict[str, str] = {}
-        while time.monotonic() < deadline:
-            seen = self.server_states()
-            if all(seen.get(name, "").split(" ")[0] == want for name, want in states.items()):
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"haproxy: wanted {states}, still {seen} after {timeout_s}s")
+        try:
+            wait_until(functools.partial(self._reached, states, seen), timeout_s, "haproxy")
+        except TimeoutError:
+            raise TimeoutError(
+                f"haproxy: wanted {states}, still {seen} after {timeout_s}s"
+            ) from None
+
+    def _reached(self, states: dict[str, str], seen: dict[str, str]) -> bool:
+        """Whether each named replica is in its wanted state; `seen` gets the states found."""
+        seen.clear()
+        seen.update(self.server_states())
+        return all(seen.get(name, "").split(" ")[0] == want for name, want in states.items())
 
     def _stats(self) -> list[dict[str, str]]:
         lines = self.command("show stat").splitlines()
@@ -273,15 +289,8 @@ class Balancer:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """A soft stop (finish what is in flight), then SIGKILL after the deadline."""
-        if self._process is None:
+        if self.process is None:
             return
-        pid = self._process.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGUSR1)
-        try:
-            self._process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
+        self.process.stop(timeout_s, signal.SIGUSR1)
+        self.process = None
         self.stats_socket.unlink(missing_ok=True)

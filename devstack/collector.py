@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from devstack.proc import free_port
+from devstack.proc import ManagedProcess, free_port
 from devstack.service import LocalService
 
 
@@ -28,7 +25,7 @@ class CollectorProcess(LocalService):
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
     die_with_parent: bool = True
-    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    process: ManagedProcess | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.port:
@@ -52,7 +49,7 @@ class CollectorProcess(LocalService):
 
     def start(self, timeout_s: float = 30.0, wait_ready: bool = True) -> None:
         """Start the process and wait until /healthz (and, by default, /readyz) answers 200."""
-        self.spawn(logs_on_stdout=True)
+        self.spawn(capture=False)
         self.wait_for("/readyz" if wait_ready else "/healthz", timeout_s)
 
     def get(self, path: str, timeout_s: float = 2.0) -> int:
@@ -60,29 +57,22 @@ class CollectorProcess(LocalService):
         return self.fetch(path, timeout_s)[0]
 
     def signal(self, signum: int) -> None:
-        if self._process is not None and self._process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._process.pid, signum)
+        if self.process is not None:
+            self.process.signal(signum)
 
     def wait(self, timeout_s: float = 30.0) -> int:
         """Wait for the process to exit and return its exit code."""
-        assert self._process is not None
-        return self._process.wait(timeout=timeout_s)
+        assert self.process is not None
+        return self.process.finish(timeout_s)
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM (a graceful drain), SIGKILL after the deadline; the exit code, if it ran."""
-        if self._process is None:
+        if self.process is None:
             return None
-        self.signal(signal.SIGTERM)
-        try:
-            code = self._process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            code = self._process.wait()
-        return code
+        self.process.stop(timeout_s)
+        return self.process.returncode
 
     def kill(self) -> None:
         """SIGKILL at once: a crashed replica."""
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
+        if self.process is not None:
+            self.process.kill()

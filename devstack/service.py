@@ -1,27 +1,36 @@
 """What a service process started on 127.0.0.1 has in common (the collector's and the validator's
-wrappers): its port, its pid, its HTTP probes, and how it is spawned."""
+wrappers): `python -m <module>` as a managed process, its port, and its HTTP probes."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import ClassVar
 
-from devstack.proc import ROOT, die_with_parent
+from devstack.proc import ManagedProcess, ProcessExited
+
+
+def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
+    """(status, body) of GET `url`, or (0, b"") when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except (OSError, urllib.error.URLError):
+        return 0, b""
 
 
 class LocalService:
-    """Mixed into a dataclass that has `port`, `log_path`, `die_with_parent` and `_process`."""
+    """Mixed into a dataclass that has `port`, `log_path`, `die_with_parent` and `process`."""
 
     module: ClassVar[str]  # run as `python -m <module>`
     port: int
     log_path: Path | None
     die_with_parent: bool
-    _process: subprocess.Popen[bytes] | None
+    process: ManagedProcess | None
 
     @property
     def ident(self) -> str:
@@ -36,45 +45,37 @@ class LocalService:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self.process.pid if self.process is not None else None
 
-    def spawn(self, *, logs_on_stdout: bool) -> None:
-        """Start the process in its own session; its log goes to `log_path` (stdout or stderr)."""
-        log: IO[bytes] | int = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", self.module],
-                env=self.environment(),
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log if logs_on_stdout else subprocess.PIPE,
-                stderr=subprocess.STDOUT if logs_on_stdout else log,
-                start_new_session=True,
-                preexec_fn=die_with_parent if self.die_with_parent else None,
-            )
-        finally:
-            if not isinstance(log, int):
-                log.close()
+    def spawn(self, *, capture: bool) -> None:
+        """Start the process in its own session; its log goes to `log_path` (with `capture`,
+        stderr only: stdout is kept for its closing line)."""
+        self.process = ManagedProcess(
+            [sys.executable, "-m", self.module],
+            f"{self.module} {self.ident}",
+            env=self.environment(),
+            log_path=self.log_path,
+            capture=capture,
+            die_with_parent=self.die_with_parent,
+        )
+        self.process.spawn()
 
     def fetch(self, path: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
         """(status, body) of GET `path`, or (0, b"") when nothing answers."""
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout_s) as response:  # noqa: S310
-                return int(response.status), response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, b""
-        except (OSError, urllib.error.URLError):
-            return 0, b""
+        return http_get(self.url + path, timeout_s)
 
     def wait_for(self, path: str, timeout_s: float, status: int = 200) -> None:
         """Until GET `path` answers `status`; an exit of the process ends the wait at once."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.module} {self.ident} exited with {self._process.returncode}"
-                )
-            if self.fetch(path)[0] == status:
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.module} {self.ident}: {path} not {status} in {timeout_s}s")
+        assert self.process is not None
+        try:
+            self.process.wait_ready(
+                lambda: self.fetch(path)[0] == status, timeout_s, f"{path} {status}"
+            )
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.module} {self.ident}: {path} not {status} in {timeout_s}s"
+            ) from None
+        except ProcessExited:
+            raise ProcessExited(
+                f"{self.module} {self.ident} exited with {self.process.returncode}"
+            ) from None

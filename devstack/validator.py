@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,7 +11,7 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from devstack.kafka import VALIDATED_TOPICS
-from devstack.proc import free_port
+from devstack.proc import ManagedProcess, free_port, wait_until
 from devstack.service import LocalService
 
 
@@ -36,7 +32,7 @@ class ValidatorProcess(LocalService):
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
     die_with_parent: bool = True
-    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    process: ManagedProcess | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.port:
@@ -64,7 +60,7 @@ class ValidatorProcess(LocalService):
     def start(self, timeout_s: float = 60.0) -> None:
         """Start the process and wait until /readyz answers 200 (transactions initialised)."""
         # The last line of stdout is the summary; logs (stderr) go to the log file.
-        self.spawn(logs_on_stdout=False)
+        self.spawn(capture=True)
         self.wait_for("/readyz", timeout_s)
 
     def metric(self, name: str) -> float:
@@ -78,27 +74,18 @@ class ValidatorProcess(LocalService):
 
     def kill(self) -> None:
         """SIGKILL at once: a crashed validator, with whatever transaction it had open."""
-        if self._process is not None:
-            self._process.kill()
-            self._process.communicate()
+        if self.process is not None:
+            self.process.kill()
 
     def stop(self, timeout_s: float = 60.0) -> dict[str, Any] | None:
         """SIGTERM (commit the batch in hand, leave the group), SIGKILL after the deadline.
 
         Returns the counts the process printed on a clean exit.
         """
-        if self._process is None or self._process.poll() is not None:
+        if self.process is None or not self.process.stop(timeout_s):
             return None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self._process.pid, signal.SIGTERM)
-        try:
-            stdout, _ = self._process.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.communicate()
-            return None
-        lines = stdout.decode().strip().splitlines()
-        counts = orjson.loads(lines[-1]) if lines and self._process.returncode == 0 else None
+        lines = self.process.output.strip().splitlines()
+        counts = orjson.loads(lines[-1]) if lines and self.process.returncode == 0 else None
         return counts if isinstance(counts, dict) else None
 
 
@@ -124,8 +111,9 @@ def wait_caught_up(
     bootstrap_servers: str, group_id: str, topic: str, timeout_s: float = 120.0
 ) -> None:
     """Until `group_id` has committed every record now on `topic`."""
-    deadline = time.monotonic() + timeout_s
-    while (behind := lag(bootstrap_servers, group_id, topic)) > 0:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{group_id} still {behind} records behind on {topic}")
-        time.sleep(0.5)
+    wait_until(
+        lambda: lag(bootstrap_servers, group_id, topic) == 0,
+        timeout_s,
+        f"{group_id} caught up on {topic}",
+        every_s=0.5,
+    )

@@ -2,6 +2,6 @@
 
 import sys
 
-from devstack.demo.stack import main
+from devstack.demo.run import main
 
 sys.exit(main())

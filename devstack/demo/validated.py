@@ -4,14 +4,12 @@ reconciliation of the validated topics (every row exactly once, reading committe
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from devstack.demo.data import reconcile
 from devstack.kafka import DEFAULT_TOPICS, VALIDATED_TOPICS
-from devstack.proc import ROOT
 from devstack.validator import ValidatorProcess, wait_caught_up
 
 COUNTS = ("validated", "dead_letter", "duplicate")
@@ -37,27 +35,12 @@ def counts(validator: ValidatorProcess) -> dict[str, int]:
     }
 
 
-def reconcile(bootstrap_servers: str, files: Sequence[str]) -> dict[str, Any] | None:
-    command = [
-        sys.executable, "-m", "producer", "reconcile", *files,
-        "--bootstrap-servers", bootstrap_servers,
-        "--raw-topic", VALIDATED_TOPICS[0], "--dead-letter-topic", VALIDATED_TOPICS[1],
-    ]  # fmt: skip
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
-    lines = result.stdout.strip().splitlines()
-    try:
-        parsed = json.loads(lines[-1]) if lines else None
-    except ValueError:
-        parsed = None
-    return parsed if isinstance(parsed, dict) else None
-
-
 def settle(
     validator: ValidatorProcess, bootstrap_servers: str, files: Sequence[str]
 ) -> tuple[dict[str, int], dict[str, Any] | None]:
     """Wait until the validator has committed every raw record, then count and reconcile."""
     wait_caught_up(bootstrap_servers, validator.group_id, validator.raw_topic, timeout_s=300)
-    return counts(validator), reconcile(bootstrap_servers, files)
+    return counts(validator), reconcile(bootstrap_servers, files, VALIDATED_TOPICS)
 
 
 def ok(report: Mapping[str, Any] | None) -> bool:

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.demo.stack import say, table
 from devstack.gate.capacity import project_version
 from devstack.proc import ROOT
+from devstack.reporting import say, table
 
 NAMESPACE = "event-collector"
 OVERLAY = ROOT / "k8s" / "overlays" / "e2e"

@@ -2,6 +2,6 @@
 
 import sys
 
-from devstack.kafka.broker import main
+from devstack.kafka.cli import main
 
 sys.exit(main())

@@ -12,7 +12,8 @@ import pytest
 from confluent_kafka import Producer
 
 from devstack.kafka import Broker, KafkaSetupError, fetch_jars, read_topic
-from devstack.kafka import broker as kafka_module
+from devstack.kafka import broker as broker_module
+from devstack.kafka import jars as jars_module
 from devstack.proc import ROOT, free_port, process_alive
 from tests.conftest import Topics
 
@@ -87,7 +88,7 @@ def test_second_fetch_reuses_the_cached_jars(monkeypatch: pytest.MonkeyPatch) ->
     def no_download(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("Maven ran although the jars are cached")
 
-    monkeypatch.setattr(kafka_module.subprocess, "run", no_download)
+    monkeypatch.setattr(jars_module.subprocess, "run", no_download)
     assert fetch_jars() == jars
     assert any(jar.name.startswith("kafka_2.13-") for jar in jars.glob("*.jar"))
 
@@ -101,10 +102,10 @@ def test_virtualenv_is_up_to_date_so_make_reuses_it() -> None:
 
 
 def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kafka_module.shutil, "which", lambda _name: None)
-    monkeypatch.setattr(kafka_module.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(jars_module.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(jars_module.os, "geteuid", lambda: 1000)
     with pytest.raises(KafkaSetupError, match=r"java and mvn not found.*apt-get install"):
-        kafka_module.ensure_tools()
+        jars_module.ensure_tools()
 
 
 @pytest.mark.kafka
@@ -146,7 +147,7 @@ def _kill_and_check(runner: subprocess.Popen[str], state: Path) -> None:
 def test_cluster_ids_never_look_like_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
     # The first draw encodes to "-..." (0xF8 in the top bits); the tool would take it for a flag.
     draws = iter([uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(int=1)])
-    monkeypatch.setattr(kafka_module.uuid, "uuid4", lambda: next(draws))
-    cluster_id = kafka_module.new_cluster_id()
+    monkeypatch.setattr(broker_module.uuid, "uuid4", lambda: next(draws))
+    cluster_id = broker_module.new_cluster_id()
     assert not cluster_id.startswith("-")
     assert len(cluster_id) == 22

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from devstack.balancer import Balancer
-from devstack.demo.stack import topic_count
-from devstack.kafka import Broker
+from devstack.kafka import Broker, topic_count
 from tests.conftest import Topics, producer_retries, wait_for
 from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay
 

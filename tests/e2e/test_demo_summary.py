@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devstack.demo.stack import (
-    ProducerResult,
-    month_name,
-    parse_summary,
-    render_summary,
-    stop_recorded,
-    table,
-    verdict,
-)
+from devstack.demo.producers import file_stem
+from devstack.demo.stack import stop_recorded
+from devstack.demo.summary import ProducerResult, parse_summary, render_summary, verdict
+from devstack.reporting import table
 
 
 def _result(name: str, accepted: int, seconds: float, failed: int = 0) -> ProducerResult:
@@ -61,9 +56,9 @@ def test_verdict_names_duplicates_when_nothing_is_missing() -> None:
     )
 
 
-def test_month_name_from_paths_and_urls() -> None:
-    assert month_name("/data/yellow_tripdata_2023-01.parquet") == "yellow_tripdata_2023-01"
-    assert month_name("https://example.org/trip-data/green_tripdata_2023-02.parquet") == (
+def test_file_stem_from_paths_and_urls() -> None:
+    assert file_stem("/data/yellow_tripdata_2023-01.parquet") == "yellow_tripdata_2023-01"
+    assert file_stem("https://example.org/trip-data/green_tripdata_2023-02.parquet") == (
         "green_tripdata_2023-02"
     )
 

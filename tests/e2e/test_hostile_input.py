@@ -12,8 +12,7 @@ import orjson
 import pytest
 
 from devstack.collector import CollectorProcess
-from devstack.demo.stack import topic_count
-from devstack.kafka import Broker, read_topic
+from devstack.kafka import Broker, read_topic, topic_count
 from devstack.proc import rss_bytes
 from tests.conftest import Topics
 from tests.e2e.conftest import Replicas

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from devstack.balancer import Balancer
-from devstack.demo.stack import collector_id_of, topic_count
-from devstack.kafka import Broker, read_topic
+from devstack.demo.summary import collector_id_of
+from devstack.kafka import Broker, read_topic, topic_count
 from tests.conftest import Topics, wait_for
 from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay
 
