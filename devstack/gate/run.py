@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from devstack.gate import capacity as k8s_fit
+from devstack.gate import capacity, images
 from devstack.gate.checks import CHECKS, Finding, Manifest, run_checks, selector_matches
 from devstack.gate.tools import (
     CHECKOV_VERSION,
@@ -92,9 +92,9 @@ def load_exceptions(k8s_dir: Path) -> tuple[Exception_, ...]:
 
 def fit_findings(overlay: str, objects: list[Manifest]) -> list[Finding]:
     """What a real cluster showed: laptop overlays fit a 2-CPU node; images carry the version."""
-    problems = k8s_fit.image_tags(objects, k8s_fit.project_version())
-    if overlay in k8s_fit.SMALL_NODE_OVERLAYS:
-        problems += k8s_fit.small_node_fit(objects)
+    problems = images.image_tags(objects, images.project_version())
+    if overlay in capacity.SMALL_NODE_OVERLAYS:
+        problems += capacity.small_node_fit(objects)
     return [Finding("fit", "pods", message) for message in problems]
 
 
@@ -145,7 +145,7 @@ def run_gate(
         report.findings += run_hadolint(dockerfiles, hadolint_binary())
         report.findings += [
             Finding("docker-context", "build context", message)
-            for message in k8s_fit.docker_context(dockerfiles)
+            for message in images.docker_context(dockerfiles)
         ]
     return report
 

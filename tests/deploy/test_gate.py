@@ -440,7 +440,7 @@ def test_every_hand_written_check_exception_and_option_says_why() -> None:
 
 def test_a_dockerfile_copying_what_dockerignore_leaves_out_fails(tmp_path: Path) -> None:
     """A package missing from .dockerignore's allow-list failed only at `docker build`."""
-    from devstack.gate.capacity import docker_context
+    from devstack.gate.images import docker_context
 
     for dockerfile in DOCKERFILES:
         shutil.copy(dockerfile, tmp_path)

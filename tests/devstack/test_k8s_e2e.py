@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.k8s_e2e import run as k8s_e2e
+from devstack.k8s_e2e import images, kubectl
+from devstack.k8s_e2e.report import Report
 from devstack.proc import ROOT
 
 
@@ -35,11 +36,11 @@ def test_without_a_cluster_it_says_so_in_one_line_and_exits_1(tmp_path: Path) ->
 def test_images_are_loaded_the_way_the_cluster_needs(
     context: str, wanted: str, loader: str
 ) -> None:
-    assert k8s_e2e.choose_loader(context, wanted) == loader
+    assert images.choose_loader(context, wanted) == loader
 
 
 def test_the_report_shows_phases_producers_reconciliation_and_shares() -> None:
-    report = k8s_e2e.Report(context="kind-events", server_version="v1.33.1", loader="kind")
+    report = Report(context="kind-events", server_version="v1.33.1", loader="kind")
     report.phases = [("build", 10.0), ("replay", 70.5)]
     report.producers = [{"index": 0, "records": 5, "accepted": 5, "rejected": 0, "failed": 0,
                          "retries": 1, "seconds": 2.0}]  # fmt: skip
@@ -61,14 +62,14 @@ def test_a_wait_that_times_out_prints_events_and_logs_of_pods_not_ready(
     ]}  # fmt: skip
     asked: list[tuple[str, ...]] = []
 
-    def kubectl(*args: str, **_: object) -> str:
+    def run_kubectl(*args: str, **_: object) -> str:
         asked.append(args)
         return f"output of {' '.join(args[:2])}"
 
-    monkeypatch.setattr(k8s_e2e, "kubectl_json", lambda *args: pods)
-    monkeypatch.setattr(k8s_e2e, "kubectl", kubectl)
-    with pytest.raises(k8s_e2e.E2EError, match=r"collectors not ready after 0s \(1/2 ready\)"):
-        k8s_e2e.wait_until("collectors", lambda: "1/2 ready", timeout_s=0, every_s=0)
+    monkeypatch.setattr(kubectl, "kubectl_json", lambda *args: pods)
+    monkeypatch.setattr(kubectl, "kubectl", run_kubectl)
+    with pytest.raises(kubectl.E2EError, match=r"collectors not ready after 0s \(1/2 ready\)"):
+        kubectl.wait_for("collectors", lambda: "1/2 ready", timeout_s=0, every_s=0)
     err = capsys.readouterr().err
     assert "--- events of collector-a" in err
     assert "--- logs of collector-a" in err
