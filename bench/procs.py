@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -15,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.proc import ROOT, die_with_parent, free_port
+from devstack.proc import ROOT, ManagedProcess, ProcessExited, free_port
+from devstack.service import http_get
 
 WORK = ROOT / "bench" / ".work"
 ALL_CPUS = frozenset(range(os.cpu_count() or 1))
@@ -102,17 +101,6 @@ def busy_shares(
     return shares
 
 
-def http_status(url: str, timeout_s: float = 2.0) -> int:
-    """The status of GET `url`, or 0 when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (OSError, urllib.error.URLError):
-        return 0
-
-
 def post(
     url: str, body: bytes, timeout_s: float = 10.0, encoding: str | None = None
 ) -> tuple[int, bytes]:
@@ -137,7 +125,7 @@ class Server:
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
     ready_path: str = "/"
-    _process: subprocess.Popen[bytes] | None = None
+    process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -145,48 +133,44 @@ class Server:
 
     @property
     def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
+        pid = self.process.pid if self.process is not None else None
+        assert pid is not None
+        return pid
 
     def start(self, cpus: frozenset[int], timeout_s: float = 60.0) -> None:
         WORK.mkdir(parents=True, exist_ok=True)
         log_path = WORK / f"{self.name.replace(' ', '-')}.log"
-        argv = [arg.replace("{port}", str(self.port)) for arg in self.argv]
-        with log_path.open("wb") as log, pinned(cpus):
-            self._process = subprocess.Popen(
-                argv,
-                env={**os.environ, **self.env},
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-4:])
-                raise RuntimeError(f"{self.name} exited with {self._process.returncode}:\n{tail}")
-            # Any answer means it listens; the collector's readiness also means Kafka is there.
-            status = http_status(self.url + self.ready_path)
-            if status and (self.ready_path == "/" or status == 200):
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"{self.name} did not answer on {self.ready_path} in {timeout_s:.0f}s")
+        log_path.unlink(missing_ok=True)
+        self.process = ManagedProcess(
+            [arg.replace("{port}", str(self.port)) for arg in self.argv],
+            self.name,
+            env={**os.environ, **self.env},
+            log_path=log_path,
+            signal_group=True,
+        )
+        with pinned(cpus):
+            self.process.spawn()
+        try:
+            self.process.wait_ready(self._answers, timeout_s, f"{self.name} on {self.ready_path}")
+        except ProcessExited:
+            tail = self.process.log_tail(4)
+            raise RuntimeError(
+                f"{self.name} exited with {self.process.returncode}:\n{tail}"
+            ) from None
+        except TimeoutError:
+            self.stop()
+            raise TimeoutError(
+                f"{self.name} did not answer on {self.ready_path} in {timeout_s:.0f}s"
+            ) from None
+
+    def _answers(self) -> bool:
+        # Any answer means it listens; the collector's readiness also means Kafka is there.
+        status = http_get(self.url + self.ready_path)[0]
+        return bool(status) and (self.ready_path == "/" or status == 200)
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        if self._process is None or self._process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, signal.SIGTERM)
-        try:
-            self._process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait()
+        if self.process is not None:
+            self.process.stop(timeout_s)
 
 
 def uvicorn_app(name: str, app: str, extra: list[str] | None = None) -> Server:

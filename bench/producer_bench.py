@@ -16,8 +16,9 @@ import pandas as pd  # type: ignore[import-untyped]
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.procs import WORK, http_status
+from bench.procs import WORK
 from devstack.proc import ROOT
+from devstack.service import http_get
 from producer.rows import event_bodies
 
 EVENT_TYPE = "YellowTaxiTripRecords"
@@ -173,7 +174,7 @@ def pacing(
     path: Path, sink_url: str, rate_per_s: float, duration_s: float, batch_size: int
 ) -> dict[str, Any]:
     """Replay `rate_per_s * duration_s` events at `rate_per_s`; the rate the sink saw."""
-    if http_status(sink_url + "/stats") != 200:
+    if http_get(sink_url + "/stats")[0] != 200:
         raise RuntimeError("the sink does not answer")
     sink_stats(sink_url, reset=True)
     records = round(rate_per_s * duration_s)

@@ -5,125 +5,21 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench import events
+from bench.plot import plot
 from bench.procs import LOAD_CPUS, SERVER_CPUS, cpu_list
+from bench.verdicts import events_per_s, ratio, verdicts
 from devstack.proc import ROOT
 
 if TYPE_CHECKING:
-    from bench.run import Results
+    from bench.harness import Results
 
 # A full run's results are kept in git; a quick (development) run's go where git ignores them.
 FULL_DIR = ROOT / "bench"
 QUICK_DIR = ROOT / "bench" / ".work" / "quick"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    target: str
-    figure: str
-    met: bool | None  # None: not measured
-
-
-def _events(results: Results, key: str) -> float | None:
-    row = results.closed.get(key)
-    return float(row["events_per_s"]) if row else None
-
-
-def _open(results: Results, key: str, rate: float) -> dict[str, Any] | None:
-    return next((r for r in results.open_loop if r["key"] == key and r["rate_per_s"] == rate), None)
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
-def verdicts(results: Results) -> list[Verdict]:
-    """Each target of the benchmark issue, met or not, with the figure that decides it."""
-    out = []
-    ours = _events(results, "ours_single")
-    for base, key, need in (("the tutorial collector", "tutorial", 2.0),
-                            ("the FastAPI-hello ceiling", "hello", 1.0)):  # fmt: skip
-        ratio = _ratio(ours, _events(results, key))
-        out.append(
-            Verdict(
-                f"single events ≥ {need:g}× {base}",
-                "not measured"
-                if ratio is None
-                else f"{ratio:.2f}× ({ours:,.0f} vs {_events(results, key):,.0f} events/s)",
-                None if ratio is None else ratio >= need,
-            )
-        )
-    batch = _events(results, "ours_batch")
-    out.append(
-        Verdict(
-            "batches of 100 ≥ 50,000 events/s from one worker",
-            "not measured" if batch is None else f"{batch:,.0f} events/s",
-            None if batch is None else batch >= 50_000,
-        )
-    )
-    steady = _open(results, "ours_single", 1000)
-    if steady is None:
-        out.append(Verdict("p99 at a steady 1,000 req/s < 20 ms", "not measured", None))
-    else:
-        all_ok = steady["ok"] == steady["scheduled"]
-        out.append(
-            Verdict(
-                "p99 at a steady 1,000 req/s < 20 ms",
-                f"p99 {steady['p99_ms']:.1f} ms ({steady['ok']:,}/{steady['scheduled']:,} 202)",
-                steady["p99_ms"] < 20 and all_ok,
-            )
-        )
-    for kind, noun in (("single", "single events"), ("batch", "batches of 100")):
-        ratio = _ratio(_events(results, f"w2_{kind}"), _events(results, f"w1_{kind}"))
-        out.append(
-            Verdict(
-                f"two workers ≥ 1.6× one worker ({noun})",
-                "not measured" if ratio is None else f"{ratio:.2f}×",
-                None if ratio is None else ratio >= 1.6,
-            )
-        )
-    conversion = results.producer.get("conversion")
-    out.append(
-        Verdict(
-            "producer conversion ≥ 30× pandas iterrows",
-            "not measured"
-            if not conversion
-            else f"{conversion['ratio']:.1f}× ({conversion['ours_rows_per_s']:,.0f} vs "
-            f"{conversion['pandas_rows_per_s']:,.0f} rows/s)",
-            None if not conversion else conversion["ratio"] >= 30,
-        )
-    )
-    pacing = results.producer.get("pacing") or []
-    for size, noun in ((1, "single events"), (events.BATCH_SIZE, "batches of 100")):
-        rows = [r for r in pacing if r["batch_size"] == size]
-        worst = max(rows, key=lambda r: abs(r["error"])) if rows else None
-        out.append(
-            Verdict(
-                f"pacing within 1% ({noun})",
-                "not measured"
-                if worst is None
-                else f"worst {worst['error']:+.2%} at {worst['rate_per_s']:,} events/s",
-                None if worst is None else abs(worst["error"]) <= 0.01,
-            )
-        )
-    memory = results.producer.get("memory")
-    if memory and len(memory) == 2:
-        growth = memory[1]["max_rss_mib"] / memory[0]["max_rss_mib"] - 1
-        out.append(
-            Verdict(
-                "peak memory within 20% for a 10× file",
-                f"{growth:+.1%} ({memory[0]['max_rss_mib']:.0f} → "
-                f"{memory[1]['max_rss_mib']:.0f} MiB)",
-                growth <= 0.20,
-            )
-        )
-    else:
-        out.append(Verdict("peak memory within 20% for a 10× file", "not measured", None))
-    return out
 
 
 def _busy(row: dict[str, Any], cpus: frozenset[int]) -> str:
@@ -140,6 +36,20 @@ def _fmt(value: float | None, spec: str = ",.0f") -> str:
 
 
 def markdown(results: Results) -> str:
+    lines = _header(results)
+    lines += _closed_loop_section(results)
+    lines += _workers_section(results)
+    lines += _open_loop_section(results)
+    lines += _producer_section(results)
+    lines += _profile_section(results)
+    lines += _kafka_check_section(results)
+    lines += _method_section(results)
+    lines += _machine_section(results)
+    return "\n".join(lines) + "\n"
+
+
+def _header(results: Results) -> list[str]:
+    """The title, how the run was made, and the targets."""
     plan = results.plan
     mode = "QUICK mode: fewer, shorter runs, for development only" if plan.quick else "full run"
     lines = [
@@ -164,9 +74,14 @@ def markdown(results: Results) -> str:
             "",
             "What limits the targets not met is in [Where the time goes](#where-the-time-goes).",
         ]
+    return lines
 
-    tutorial, hello = _events(results, "tutorial"), _events(results, "hello")
-    lines += [
+
+def _closed_loop_section(results: Results) -> list[str]:
+    """Throughput under wrk, every app, with the raw produce limit."""
+    tutorial, hello = events_per_s(results, "tutorial"), events_per_s(results, "hello")
+    plan = results.plan
+    lines = [
         "",
         f"## Throughput: closed loop (wrk -t1 -c32, median of {plan.runs} runs "
         f"of {plan.run_s:g} s)",
@@ -187,8 +102,8 @@ def markdown(results: Results) -> str:
         low, high = row["events_per_s_min_max"]
         lines.append(
             f"| {results.labels[key]} | {row['requests_per_s']:,.0f} | {row['events_per_s']:,.0f} "
-            f"| {low:,.0f}–{high:,.0f} | {_fmt(_ratio(row['events_per_s'], tutorial), '.2f')} "
-            f"| {_fmt(_ratio(row['events_per_s'], hello), '.2f')} "
+            f"| {low:,.0f}–{high:,.0f} | {_fmt(ratio(row['events_per_s'], tutorial), '.2f')} "
+            f"| {_fmt(ratio(row['events_per_s'], hello), '.2f')} "
             f"| {row['p50_ms']:.1f} / {row['p99_ms']:.1f} | {row['cpu_us_per_event']:.0f} "
             f"| {_busy(row, SERVER_CPUS)} / {_busy(row, LOAD_CPUS)} | {row['non_2xx']} |"
         )
@@ -197,10 +112,15 @@ def markdown(results: Results) -> str:
         lines.append(
             f"| raw confluent-kafka produce, one Python process ({raw['message_bytes']}-byte "
             f"messages, acks=all, lz4; the physical limit) | | {raw['messages_per_s']:,.0f} | | "
-            f"{_fmt(_ratio(raw['messages_per_s'], tutorial), '.1f')} | | | | | "
+            f"{_fmt(ratio(raw['messages_per_s'], tutorial), '.1f')} | | | | | "
             f"{raw['failed']} failed |"
         )
-    lines += [
+    return lines
+
+
+def _workers_section(results: Results) -> list[str]:
+    """One collector worker against two, unpinned."""
+    lines = [
         "",
         "### One worker against two (COLLECTOR_WORKERS=2)",
         "",
@@ -221,7 +141,13 @@ def markdown(results: Results) -> str:
                 f"{one['cpu_us_per_event']:.0f} / {two['cpu_us_per_event']:.0f} | "
                 f"{one['busy'].get('cpu', 0):.0%} / {two['busy'].get('cpu', 0):.0%} |"
             )
-    lines += [
+    return lines
+
+
+def _open_loop_section(results: Results) -> list[str]:
+    """Latency at fixed rates."""
+    plan = results.plan
+    lines = [
         "",
         f"## Latency: open loop at fixed rates (median of {plan.open_loop_runs} runs of "
         f"{plan.open_loop_s:g} s each, round-robin)",
@@ -242,8 +168,12 @@ def markdown(results: Results) -> str:
             f"{row['p99_ms']:.1f} | {row['p99_ms_min_max'][0]:.1f}–{row['p99_ms_min_max'][1]:.1f} "
             f"| {row['p999_ms']:.1f} | {row['max_ms']:.1f} |"
         )
-    lines += _producer_section(results)
-    lines += _profile_section(results)
+    return lines
+
+
+def _kafka_check_section(results: Results) -> list[str]:
+    """Acknowledged events against what the raw topic holds."""
+    lines: list[str] = []
     if results.kafka_check:
         check = results.kafka_check
         verdict = (
@@ -260,15 +190,19 @@ def markdown(results: Results) -> str:
             f"({verdict}; the warm-ups, the profiling runs and requests still in flight when wrk "
             "stopped add the rest).",
         ]
-    lines += _method_section(results)
-    lines += ["", "## Machine", "", "| | |", "|---|---|"]
+    return lines
+
+
+def _machine_section(results: Results) -> list[str]:
+    """The machine's facts, and what this run could not measure."""
+    lines = ["", "## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in results.facts.items()]
     lines.append(f"| load average at end | {results.load_after} |")
     if results.errors:
         lines += ["", "## Not measured in this run", ""]
         lines += [f"- `{e.splitlines()[0]}`" + "".join(f"<br>`{x}`" for x in e.splitlines()[1:])
                   for e in results.errors]  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _producer_section(results: Results) -> list[str]:
@@ -402,68 +336,6 @@ def _method_section(results: Results) -> list[str]:
         "- The tutorial collector (bench/baseline/) is the baseline only: a pydantic model "
         "parameter, a new uuid4 and timestamp, an INFO log line per event, and no Kafka.",
     ]
-
-
-def plot(results: Results, path: Path) -> None:
-    """Throughput (events/s, log scale) and open-loop latency percentiles side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
-    labels, values, colours = [], [], []
-    order = ["bare", "hello", "tutorial", "ours_single", "ours_batch", "ours_single_gzip",
-             "ours_batch_gzip", "w1_single", "w2_single", "w1_batch", "w2_batch"]  # fmt: skip
-    for key in order:
-        if key in results.closed:
-            labels.append(results.labels[key].replace(" (", "\n(").replace(", ", "\n", 1))
-            values.append(results.closed[key]["events_per_s"])
-            colour = "tab:blue" if key in ("bare", "hello") else "tab:green"
-            colours.append("tab:grey" if key == "tutorial" else colour)
-    if results.raw_kafka:
-        labels.append("raw confluent-kafka\nproduce (limit)")
-        values.append(results.raw_kafka["messages_per_s"])
-        colours.append("tab:orange")
-    bars = left.barh(labels[::-1], values[::-1], color=colours[::-1])
-    left.bar_label(bars, labels=[f"{v:,.0f}" for v in values[::-1]], padding=3, fontsize=8)
-    left.set_xscale("log")
-    left.set_xlabel("events/s (median, log scale)")
-    left.set_title("Closed-loop throughput (wrk -t1 -c32)", pad=14)
-    left.tick_params(axis="y", labelsize=7)
-    left.axvline(50_000, color="tab:red", linestyle=":", linewidth=1)
-    left.text(50_000, 1.005, "50,000 events/s (batch target)", color="tab:red", fontsize=7,
-              ha="center", va="bottom", transform=left.get_xaxis_transform())  # fmt: skip
-
-    rows = results.open_loop
-    if rows:
-        import numpy as np
-
-        names = [
-            f"{r['label'].split(' (')[0].split(',')[0]}\n{r['rate_per_s']:,.0f} req/s"
-            + ("\n(batches)" if r["events_per_request"] > 1 else "")
-            for r in rows
-        ]
-        x = np.arange(len(rows))
-        width = 0.27
-        for i, (key, name) in enumerate((("p50_ms", "p50"), ("p99_ms", "p99"),
-                                         ("p999_ms", "p99.9"))):  # fmt: skip
-            right.bar(x + (i - 1) * width, [r[key] for r in rows], width, label=name)
-        right.axhline(20, color="tab:red", linestyle=":", linewidth=1, label="20 ms (p99 target)")
-        right.set_xticks(x, names, fontsize=7, rotation=30, ha="right")
-        right.set_yscale("log")
-        right.set_ylabel("latency from scheduled send, ms (log scale)")
-        right.set_title("Open-loop latency at fixed rates")
-        right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    mode = "QUICK mode" if results.plan.quick else "full run"
-    load_avg = results.facts.get("load average at start", "?").split(" ")[0]
-    fig.suptitle(
-        f"make bench, {results.facts['date']} ({mode}; {results.facts['cpu']}; "
-        f"load average at start {load_avg})"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write(results: Results) -> list[Path]:

@@ -2,119 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
-
-from confluent_kafka import TopicPartition
 
 from bench import events, load, machine, procs, producer_bench, report, validator_bench
+from bench.harness import STARTED, Plan, Results, Target, attempt, progress
+from bench.loops import closed_loop, open_loop, profile, running
 from bench.procs import ALL_CPUS, LOAD_CPUS, SERVER_CPUS, WORK, Server
-from devstack.kafka import Broker
+from devstack.kafka import Broker, topic_count
 from devstack.proc import ROOT, free_port
-
-_T0 = time.monotonic()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How long and how often; BENCH_QUICK=1 gives a short run for development."""
-
-    quick: bool
-    runs: int
-    run_s: float
-    warmup_s: float
-    open_loop_s: float
-    open_loop_runs: int
-    single_rates_per_s: tuple[int, ...]
-    raw_kafka_s: float
-    sample_rows: int
-    pandas_rows: int
-    conversion_repeats: int
-    pacing_rates_per_s: tuple[int, ...]
-    batch_pacing_rates_per_s: tuple[int, ...]
-    pacing_s: float
-    memory_rows: int
-    profile_s: float
-
-    @classmethod
-    def from_env(cls) -> Plan:
-        if os.environ.get("BENCH_QUICK", "") not in ("", "0"):
-            return cls(
-                quick=True, runs=2, run_s=2, warmup_s=1, open_loop_s=3, open_loop_runs=1,
-                single_rates_per_s=(500, 1000), raw_kafka_s=2, sample_rows=20_000,
-                pandas_rows=2_000, conversion_repeats=1, pacing_rates_per_s=(100, 500, 2000),
-                batch_pacing_rates_per_s=(2000, 10_000), pacing_s=2, memory_rows=5_000,
-                profile_s=2,
-            )  # fmt: skip
-        return cls(
-            quick=False, runs=5, run_s=5, warmup_s=2, open_loop_s=5, open_loop_runs=3,
-            single_rates_per_s=(500, 1000), raw_kafka_s=5, sample_rows=100_000,
-            pandas_rows=10_000, conversion_repeats=3, pacing_rates_per_s=(100, 500, 2000),
-            batch_pacing_rates_per_s=(2000, 10_000), pacing_s=5, memory_rows=20_000,
-            profile_s=5,
-        )  # fmt: skip
-
-
-@dataclass
-class Target:
-    """One app and endpoint under load."""
-
-    key: str
-    label: str
-    server: Server
-    path: str
-    body: Path
-    events_per_request: int
-    expect_status: int
-    connections: int = 32
-    encoding: str | None = None
-    runs: list[load.WrkRun] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return self.server.url + self.path
-
-
-@dataclass
-class Results:
-    plan: Plan
-    facts: dict[str, str]
-    closed: dict[str, dict[str, Any]] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    open_loop: list[dict[str, Any]] = field(default_factory=list)
-    raw_kafka: dict[str, Any] = field(default_factory=dict)
-    kafka_check: dict[str, Any] = field(default_factory=dict)
-    producer: dict[str, Any] = field(default_factory=dict)
-    profiles: dict[str, list[procs.FunctionTime]] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    load_after: str = ""
-
-
-def attempt(results: Results, what: str, step: Callable[[], None]) -> None:
-    """Run one part; a part that fails is reported in the results, and the others still run."""
-    try:
-        step()
-    except Exception as exc:
-        progress(f"{what} FAILED: {exc}")
-        traceback.print_exc(file=sys.stderr)
-        results.errors.append(f"{what}: {type(exc).__name__}: {str(exc).strip()[:400]}")
 
 
 def collector(name: str, bootstrap: str, raw: str, dlq: str, workers: int) -> Server:
@@ -130,126 +32,6 @@ def collector(name: str, bootstrap: str, raw: str, dlq: str, workers: int) -> Se
         "COLLECTOR_WORKERS": str(workers),
     }
     return server
-
-
-def check_answers(target: Target) -> None:
-    """One request first: the app must answer as expected before it is timed."""
-    status, answer = procs.post(target.url, target.body.read_bytes(), encoding=target.encoding)
-    if status != target.expect_status:
-        raise RuntimeError(
-            f"{target.label}: expected {target.expect_status}, got {status}: {answer[:300]!r}"
-        )
-
-
-def closed_loop(
-    plan: Plan, targets: list[Target], results: Results, cpus: frozenset[int], phase: str
-) -> None:
-    """wrk on every target, round-robin so that a noisy moment hits each of them alike."""
-    for target in targets:
-        check_answers(target)
-        load.wrk(target.url, target.body, plan.warmup_s, target.server.pid, cpus,
-                 target.connections, target.encoding)  # fmt: skip
-    for run in range(plan.runs):
-        for target in targets:
-            result = load.wrk(
-                target.url,
-                target.body,
-                plan.run_s,
-                target.server.pid,
-                cpus,
-                target.connections,
-                target.encoding,
-            )
-            target.runs.append(result)
-            progress(
-                f"{phase} run {run + 1}/{plan.runs} {target.label}: "
-                f"{result.requests_per_s * target.events_per_request:,.0f} events/s"
-                + (f" ({result.non_2xx} non-2xx)" if result.non_2xx else "")
-            )
-    for target in targets:
-        summary = load.ClosedLoop(target.runs, target.events_per_request)
-        results.closed[target.key] = summary.as_dict()
-        results.labels[target.key] = target.label
-
-
-def open_loop(plan: Plan, schedule: list[tuple[Target, float]], results: Results) -> None:
-    """Each (target, rate) `open_loop_runs` times, round-robin; medians of each percentile."""
-    runs: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(schedule))}
-    for run in range(plan.open_loop_runs):
-        for i, (target, rate_per_s) in enumerate(schedule):
-            result = load.open_loop(target.url, target.body, rate_per_s, plan.open_loop_s)
-            runs[i].append(result)
-            progress(
-                f"open loop run {run + 1}/{plan.open_loop_runs} {target.label} at "
-                f"{rate_per_s:,.0f} req/s: p50 {result['p50_ms']:.1f} ms, "
-                f"p99 {result['p99_ms']:.1f} ms, {result['ok']}/{result['scheduled']} 2xx"
-            )
-    for i, (target, rate_per_s) in enumerate(schedule):
-        row: dict[str, Any] = {
-            "key": target.key,
-            "label": target.label,
-            "events_per_request": target.events_per_request,
-            "rate_per_s": rate_per_s,
-            "runs": runs[i],
-            "scheduled": sum(r["scheduled"] for r in runs[i]),
-            "ok": sum(r["ok"] for r in runs[i]),
-        }
-        for key in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "send_late_p99_ms"):
-            row[key] = statistics.median(r[key] for r in runs[i])
-        row["p99_ms_min_max"] = (
-            min(r["p99_ms"] for r in runs[i]),
-            max(r["p99_ms"] for r in runs[i]),
-        )
-        results.open_loop.append(row)
-
-
-def profile(plan: Plan, target: Target, results: Results) -> None:
-    """py-spy on the server while wrk keeps it busy: where its CPU goes."""
-    out = WORK / f"profile-{target.key}.txt"
-    wrk = subprocess.Popen(
-        ["taskset", "-c", procs.cpu_list(LOAD_CPUS), load.ensure_wrk(), "-t1", "-c32",
-         f"-d{plan.profile_s + 2:g}s", "-s", str(load.LUA), target.url],
-        env={**os.environ, "BENCH_BODY": str(target.body)},
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        time.sleep(0.5)
-        results.profiles[target.key] = procs.py_spy(target.server.pid, plan.profile_s, out)
-    finally:
-        wrk.wait(timeout=plan.profile_s + 60)
-    progress(f"profiled {target.label} ({out.relative_to(ROOT)})")
-
-
-@contextlib.contextmanager
-def running(servers: list[Server], cpus: frozenset[int]) -> Iterator[list[Server]]:
-    started: list[Server] = []
-    try:
-        for server in servers:
-            server.start(cpus)
-            started.append(server)
-        yield started
-    finally:
-        for server in started:
-            server.stop()
-
-
-def raw_topic_records(bootstrap: str, topics: list[str]) -> int:
-    """How many records the broker holds on `topics` (sum of high watermarks)."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count"})
-    try:
-        total = 0
-        for topic in topics:
-            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-            for partition in metadata.partitions:
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10
-                )
-                total += high
-        return total
-    finally:
-        consumer.close()
 
 
 def accepted_events(results: Results, keys: list[str]) -> int:
@@ -268,24 +50,23 @@ def accepted_events(results: Results, keys: list[str]) -> int:
     return total
 
 
-def run_servers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Results) -> None:
-    """Ceilings, baseline and our collector with one worker, each server alone on its core."""
-    bootstrap = broker.bootstrap_servers
-    broker.create_topics(["bench-raw-1", "bench-dlq-1"])
-    servers = [
-        procs.uvicorn_app("bare-asgi", "bench.ceilings:bare_asgi", ["--lifespan", "off"]),
-        procs.uvicorn_app("fastapi-hello", "bench.ceilings:fastapi_hello"),
-        procs.uvicorn_app("tutorial", "bench.baseline.tutorial_collector:app"),
-    ]
-    ours = collector("bench-collector-1", bootstrap, "bench-raw-1", "bench-dlq-1", workers=1)
-    targets = [
+OURS_KEYS = ("ours_single", "ours_batch", "ours_single_gzip", "ours_batch_gzip", "ours_single_c128")
+
+
+def baseline_targets(servers: list[Server], bodies: dict[str, Path]) -> list[Target]:
+    """The ceilings and the tutorial collector, on the servers `uvicorn_app` made for them."""
+    return [
         Target("bare", "bare ASGI (ceiling)", servers[0], "/", bodies["single"], 1, 200),
         Target("hello", "FastAPI hello (ceiling)", servers[1], "/api/v1/collect",
                bodies["single"], 1, 200),
         Target("tutorial", "tutorial collector (BASELINE, no Kafka)", servers[2],
                "/api/v1/collect", bodies["single"], 1, 200),
     ]  # fmt: skip
-    ours_targets = [
+
+
+def collector_targets(ours: Server, bodies: dict[str, Path]) -> list[Target]:
+    """Our collector: single events and batches, plain and gzipped, and a -c128 run."""
+    return [
         Target("ours_single", "our collector, single events, 1 worker", ours,
                "/api/v1/collect", bodies["single"], 1, 202),
         Target("ours_batch", "our collector, batches of 100, 1 worker", ours,
@@ -301,6 +82,19 @@ def run_servers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Re
                "(for insight only)", ours, "/api/v1/collect", bodies["single"], 1, 202,
                connections=128),
     ]  # fmt: skip
+
+
+def run_servers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Results) -> None:
+    """Ceilings, baseline and our collector with one worker, each server alone on its core."""
+    bootstrap = broker.bootstrap_servers
+    broker.create_topics(["bench-raw-1", "bench-dlq-1"])
+    servers = [
+        procs.uvicorn_app("bare-asgi", "bench.ceilings:bare_asgi", ["--lifespan", "off"]),
+        procs.uvicorn_app("fastapi-hello", "bench.ceilings:fastapi_hello"),
+        procs.uvicorn_app("tutorial", "bench.baseline.tutorial_collector:app"),
+    ]
+    ours = collector("bench-collector-1", bootstrap, "bench-raw-1", "bench-dlq-1", workers=1)
+    targets, ours_targets = baseline_targets(servers, bodies), collector_targets(ours, bodies)
     progress(f"starting the apps on CPU {procs.cpu_list(SERVER_CPUS)}")
     with running(servers, SERVER_CPUS):
         try:
@@ -310,38 +104,33 @@ def run_servers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Re
             progress(f"our collector did not start: {exc}")
             ours_targets = []
         try:
-            closed_loop(plan, targets + ours_targets, results, LOAD_CPUS, "pinned")
-            schedule = [
-                (target, float(rate))
-                for target in targets + ours_targets[:1]
-                for rate in plan.single_rates_per_s
-            ]
-            if ours_targets:
-                # Batches at half of what the closed loop reached: a steady, not saturated, load.
-                batch_rps = results.closed["ours_batch"]["requests_per_s"]
-                schedule.append((ours_targets[1], float(max(1, round(batch_rps / 2)))))
-            open_loop(plan, schedule, results)
-            if ours_targets:
-                for target in ours_targets[:2]:
-                    attempt(
-                        results, f"profile {target.label}", partial(profile, plan, target, results)
-                    )
+            under_load(plan, targets, ours_targets, results)
         finally:
             ours.stop()
     if ours_targets:
-        held = raw_topic_records(bootstrap, ["bench-raw-1"])
-        acked = accepted_events(
-            results,
-            [
-                "ours_single",
-                "ours_batch",
-                "ours_single_gzip",
-                "ours_batch_gzip",
-                "ours_single_c128",
-            ],
-        )
+        held = topic_count(bootstrap, "bench-raw-1")
+        acked = accepted_events(results, list(OURS_KEYS))
         results.kafka_check = {"acknowledged_at_least": acked, "on_raw_topic": held}
         progress(f"raw topic holds {held:,} records; load generators saw {acked:,} acknowledged")
+
+
+def under_load(
+    plan: Plan, targets: list[Target], ours_targets: list[Target], results: Results
+) -> None:
+    """Closed loop on every target, open loop at fixed rates, then our collector profiled."""
+    closed_loop(plan, targets + ours_targets, results, LOAD_CPUS, "pinned")
+    schedule = [
+        (target, float(rate))
+        for target in targets + ours_targets[:1]
+        for rate in plan.single_rates_per_s
+    ]
+    if ours_targets:
+        # Batches at half of what the closed loop reached: a steady, not saturated, load.
+        batch_rps = results.closed["ours_batch"]["requests_per_s"]
+        schedule.append((ours_targets[1], float(max(1, round(batch_rps / 2)))))
+    open_loop(plan, schedule, results)
+    for target in ours_targets[:2]:
+        attempt(results, f"profile {target.label}", partial(profile, plan, target, results))
 
 
 def run_workers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Results) -> None:
@@ -477,7 +266,7 @@ def main() -> int:
         finally:
             broker.stop()
     attempt(results, "producer", lambda: run_producer(plan, results))
-    results.seconds = time.monotonic() - _T0
+    results.seconds = time.monotonic() - STARTED
     one, five, _ = os.getloadavg()
     results.load_after = f"{one:.2f} (1 min), {five:.2f} (5 min)"
     paths = report.write(results)

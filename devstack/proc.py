@@ -114,7 +114,8 @@ class ManagedProcess:
     cwd: Path = ROOT
     # Its output, appended (None: discarded); with `capture`, stderr only.
     log_path: Path | None = None
-    # Keep stdout apart (text), for `output` once it has ended: a closing JSON line.
+    # Keep stdout apart (text), for `output` once it has ended: a closing JSON line; with no
+    # `log_path`, stderr too, for `errors`.
     capture: bool = False
     pid_file: Path | None = None
     owner_marks: tuple[bytes, ...] = ()
@@ -123,6 +124,7 @@ class ManagedProcess:
     # Signal its whole process group (what it started too), not the process alone.
     signal_group: bool = False
     output: str = field(default="", repr=False)
+    errors: str = field(default="", repr=False)
     _process: subprocess.Popen[str] | None = field(default=None, repr=False)
     _adopted: int | None = field(default=None, repr=False)
 
@@ -133,6 +135,8 @@ class ManagedProcess:
 
     def spawn(self) -> None:
         log: IO[bytes] | int = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
+        if self.capture and self.log_path is None:
+            log = subprocess.PIPE
         try:
             self._process = subprocess.Popen(
                 list(self.argv),
@@ -192,7 +196,8 @@ class ManagedProcess:
 
     def _ready(self, probe: Callable[[], object]) -> bool:
         if self._process is not None and self._process.poll() is not None:
-            raise ProcessExited(f"{self.name} exited with {self._process.returncode}")
+            where = f"; last lines of {self.log_path}:\n{self.log_tail()}" if self.log_path else ""
+            raise ProcessExited(f"{self.name} exited with {self._process.returncode}{where}")
         return bool(probe())
 
     def finish(self, timeout_s: float) -> int:
@@ -200,7 +205,7 @@ class ManagedProcess:
         not end within `timeout_s`."""
         assert self._process is not None
         try:
-            self.output = self._process.communicate(timeout=timeout_s)[0] or ""
+            self._collect(self._process.communicate(timeout=timeout_s))
         except subprocess.TimeoutExpired:
             self.kill()
             raise
@@ -216,7 +221,7 @@ class ManagedProcess:
             self.signal(signum)
         if self._process is not None:
             try:
-                self.output = self._process.communicate(timeout=timeout_s)[0] or ""
+                self._collect(self._process.communicate(timeout=timeout_s))
             except subprocess.TimeoutExpired:
                 self.kill()
         else:
@@ -231,10 +236,13 @@ class ManagedProcess:
         """SIGKILL at once (a crash); wait until it has gone."""
         self.signal(SIGKILL)
         if self._process is not None:
-            self.output = self._process.communicate()[0] or ""
+            self._collect(self._process.communicate())
         else:
             wait_until(lambda: not self.alive(), 60, f"{self.name} killed", every_s=0.05)
         self._forget()
+
+    def _collect(self, streams: tuple[str | None, str | None]) -> None:
+        self.output, self.errors = streams[0] or "", streams[1] or ""
 
     def _forget(self) -> None:
         if self.pid_file is not None:

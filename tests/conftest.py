@@ -3,17 +3,19 @@ test session, fresh topics per test."""
 
 from __future__ import annotations
 
+import json
 import re
-import time
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devstack.kafka import FAST_FAILOVER, Broker, Cluster
-from devstack.proc import free_port
+from devstack.proc import ManagedProcess, free_port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -61,15 +63,6 @@ def producer_retries(log: Path) -> int:
     return int(counts[-1]) if counts else 0
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll `condition` until it holds; TimeoutError naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout_s}s")
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="session")
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Three brokers and a controller on free ports, failing over in seconds; always stopped."""
@@ -99,3 +92,27 @@ def cluster_topics(kafka_cluster: Cluster) -> Topics:
     kafka_cluster.create_topics([made.raw, made.dead_letter])
     kafka_cluster.wait_in_sync([made.raw, made.dead_letter])
     return made
+
+
+def start_replay(
+    files: Sequence[str | Path], url: str, *extra: str, log: Path | None = None
+) -> ManagedProcess:
+    """`python -m producer replay` as a process; its summary is read by `finish_replay`. Its
+    stderr goes to `log` (else it is kept for `errors`)."""
+    process = ManagedProcess(
+        [sys.executable, "-m", "producer", "replay", *map(str, files), "--collector-url", url,
+         *extra],
+        "producer replay", log_path=log, capture=True, own_session=False, die_with_parent=False,
+    )  # fmt: skip
+    process.spawn()
+    return process
+
+
+def finish_replay(process: ManagedProcess, timeout_s: float = 120) -> dict[str, Any]:
+    """Wait for a replay, return its closing JSON summary (with its exit code as 'exit')."""
+    code = process.finish(timeout_s)
+    lines = process.output.strip().splitlines()
+    summary = json.loads(lines[-1]) if lines else {}
+    assert isinstance(summary, dict)
+    summary["exit"] = code
+    return summary

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +11,7 @@ import uvicorn
 
 from collector.app import create_app
 from collector.sinks import MemorySink
-from devstack.proc import free_port
+from devstack.proc import free_port, wait_until
 from tests.collector.conftest import make_settings
 
 
@@ -28,11 +27,9 @@ def live_collector(**overrides: Any) -> Iterator[tuple[str, MemorySink]]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the collector did not start")
-        time.sleep(0.02)
+    wait_until(lambda: server.started or not thread.is_alive(), 30, "the collector", every_s=0.02)
+    if not server.started:
+        raise RuntimeError("the collector did not start")
     try:
         yield f"http://127.0.0.1:{port}", sink
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +20,7 @@ from selenium.webdriver.chrome.service import Service
 
 from collector.schemas import GREEN_EVENT, TAXI_EVENT
 from collector.sinks import MemorySink
+from devstack.proc import wait_until
 from tests.collector.conftest import RAW
 from tests.collector.live import live_collector
 
@@ -106,10 +106,7 @@ def _post_from_page(chrome: webdriver.Chrome, page: str, url: str) -> dict[str, 
 
 
 def _wait_for_records(sink: MemorySink, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while len(sink.on(RAW)) < count:
-        assert time.monotonic() < deadline, f"{len(sink.on(RAW))} of {count} records arrived"
-        time.sleep(0.05)
+    wait_until(lambda: len(sink.on(RAW)) >= count, 30, f"{count} records", every_s=0.05)
 
 
 def test_a_page_on_an_allowed_origin_posts_json_gzip_and_beacons(

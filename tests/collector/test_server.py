@@ -18,8 +18,8 @@ from collector import server
 from collector.front import Front
 from collector.schemas import TAXI_EVENT
 from collector.sinks import MemorySink
+from devstack.proc import wait_until
 from tests.collector.conftest import make_settings
-from tests.conftest import wait_for
 
 
 def test_sigterm_drains_through_serve_and_exits_0(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,12 +44,12 @@ def test_sigterm_drains_through_serve_and_exits_0(monkeypatch: pytest.MonkeyPatc
 
     def drive() -> None:
         try:
-            wait_for(lambda: _status(url + "/readyz") == 200, 30, "readiness")
+            wait_until(lambda: _status(url + "/readyz") == 200, 30, "readiness")
             request = threading.Thread(target=in_flight)
             request.start()
-            wait_for(lambda: sink.queue_depth() == 1, 30, "a request held in flight")
+            wait_until(lambda: sink.queue_depth() == 1, 30, "a request held in flight")
             os.kill(os.getpid(), signal.SIGTERM)
-            wait_for(lambda: apps[0].service.draining, 10, "draining")
+            wait_until(lambda: apps[0].service.draining, 10, "draining")
             # Readiness went off on the signal, while the request was still in flight: the
             # lifespan's shutdown (which also sets it) only runs after in-flight work is done.
             seen["in_flight_when_draining"] = "held" not in seen and not sink.closed

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import wait_for
+from devstack.proc import wait_until
 
 COLLECTOR_IMAGE = os.environ.get("COLLECTOR_IMAGE", "event-collector/collector:0.1.0")
 PRODUCER_IMAGE = os.environ.get("PRODUCER_IMAGE", "event-collector/producer:0.1.0")
@@ -53,7 +53,7 @@ def healthy(url: str) -> bool:
 
 def test_the_collector_image_serves_read_only_as_user_10001(collector: tuple[str, str]) -> None:
     name, url = collector
-    wait_for(lambda: healthy(url), 60, f"{url}/healthz answering 200")
+    wait_until(lambda: healthy(url), 60, f"{url}/healthz answering 200")
     about = httpx.get(f"{url}/api/v1", timeout=5)
     assert about.status_code == 200
     assert about.json()["collector_id"]  # the container's host name

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 
 from devstack.gate.run import run_gate
 from devstack.kafka import Broker, read_topic
-from devstack.proc import ROOT, die_with_parent, free_port
+from devstack.proc import ROOT, ManagedProcess, free_port
 from tests.conftest import Topics
 
 POD_NAME = "collector-7d9f5-x2k8p"
@@ -123,23 +122,12 @@ def test_the_manifests_commands_deliver_every_month(
     ready_path = collector["readinessProbe"]["httpGet"]["path"]
     live_path = collector["livenessProbe"]["httpGet"]["path"]
     log_path = tmp_path / "collector.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            command_line(collector),
-            env={**clean_environ(), **env},
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+    server = ManagedProcess(
+        command_line(collector), "the collector", env={**clean_environ(), **env}, log_path=log_path
+    )
+    server.spawn()
     try:
-        deadline = time.monotonic() + 60
-        while http_status(base_url + ready_path) != 200:
-            assert server.poll() is None, log_path.read_text(errors="replace")
-            assert time.monotonic() < deadline, "collector never became ready"
-            time.sleep(0.2)
+        server.wait_ready(lambda: http_status(base_url + ready_path) == 200, 60, "readiness")
         assert http_status(base_url + live_path) == 200
 
         # The producers, as the Indexed Job starts them: one process per completion index.
@@ -163,33 +151,25 @@ def test_the_manifests_commands_deliver_every_month(
         files = [local[url.rsplit("/", 1)[1]] for url in urls]
         producer_env |= {"PRODUCER_COLLECTOR_URL": base_url, "PRODUCER_DATA_URLS": ",".join(files)}
         runs = [
-            subprocess.Popen(
+            ManagedProcess(
                 command_line(producer),
+                f"producer {index}",
                 env={**clean_environ(), **producer_env, "JOB_COMPLETION_INDEX": str(index)},
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
+                capture=True,
             )
             for index in range(job["spec"]["completions"])
         ]
         for run in runs:
-            out, err = run.communicate(timeout=120)
-            assert run.returncode == 0, err[-2000:]
-            summary = json.loads(out.strip().splitlines()[-1])
+            run.spawn()
+        for run in runs:
+            run.finish(120)
+            assert run.returncode == 0, run.errors[-2000:]
+            summary = json.loads(run.output.strip().splitlines()[-1])
             assert summary["records"] == summary["accepted"] == ROWS_PER_MONTH, summary
             assert summary["rejected"] == summary["failed"] == 0, summary
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-            raise
+        server.signal(signal.SIGTERM)
+        code = server.finish(40)
     assert code == 0, "the collector drains and exits cleanly on SIGTERM"
 
     messages = read_topic(kafka.bootstrap_servers, topics.raw)

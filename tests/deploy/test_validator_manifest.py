@@ -3,8 +3,7 @@ command and environment (ConfigMaps and the downward API resolved) run here agai
 
 from __future__ import annotations
 
-import subprocess
-import time
+import signal
 import uuid
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from confluent_kafka import Producer
 
 from devstack.gate.run import run_gate
 from devstack.kafka import Broker, read_topic
-from devstack.proc import ROOT, die_with_parent, free_port
+from devstack.proc import ManagedProcess, free_port
 from tests.conftest import Topics
 from tests.deploy.test_manifests_run import (
     Manifest,
@@ -88,31 +87,26 @@ def test_the_deployments_command_validates_an_event(
     }
     environ = {k: v for k, v in clean_environ().items() if not k.startswith("VALIDATOR_")}
     log_path = tmp_path / "validator.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command_line(container), env={**environ, **env}, cwd=ROOT,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=die_with_parent,
-        )  # fmt: skip
+    process = ManagedProcess(
+        command_line(container), "the validator", env={**environ, **env}, log_path=log_path
+    )
+    process.spawn()
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while http_status(base + container["readinessProbe"]["httpGet"]["path"]) != 200:
-            assert process.poll() is None, log_path.read_text(errors="replace")
-            assert time.monotonic() < deadline, "validator never became ready"
-            time.sleep(0.2)
+        ready = base + container["readinessProbe"]["httpGet"]["path"]
+        process.wait_ready(lambda: http_status(ready) == 200, 60, "readiness")
         assert http_status(base + container["livenessProbe"]["httpGet"]["path"]) == 200
         producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
         event = envelope()
         producer.produce(topics.raw, orjson.dumps(event), key=event["event_id"])
         assert producer.flush(30) == 0
-        deadline = time.monotonic() + 60
-        while not (out := read_topic(kafka.bootstrap_servers, validated)):
-            assert time.monotonic() < deadline, log_path.read_text(errors="replace")
-            time.sleep(0.5)
+        process.wait_ready(
+            lambda: read_topic(kafka.bootstrap_servers, validated), 60, "a validated record"
+        )
+        out = read_topic(kafka.bootstrap_servers, validated)
         record = orjson.loads(out[0].value())
         assert record["validator_id"] == POD_NAME
         assert record["contract"] == "YellowTaxiTripRecords/0-0-1"
     finally:
-        process.terminate()
-        assert process.wait(timeout=60) == 0
+        process.signal(signal.SIGTERM)
+        assert process.finish(60) == 0

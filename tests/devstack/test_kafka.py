@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 from devstack.kafka import Broker, KafkaSetupError, fetch_jars, read_topic
 from devstack.kafka import broker as broker_module
 from devstack.kafka import jars as jars_module
-from devstack.proc import ROOT, free_port, process_alive
+from devstack.proc import ROOT, free_port, process_alive, wait_until
 from tests.conftest import Topics
 
 
@@ -135,9 +135,8 @@ def _kill_and_check(runner: subprocess.Popen[str], state: Path) -> None:
         assert process_alive(pid)
         runner.kill()
         runner.wait(timeout=10)
-        deadline = time.monotonic() + 60
-        while process_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: not process_alive(pid), 60, "the broker's exit", every_s=0.2)
         assert not process_alive(pid), "the broker outlived the process that started it"
     finally:
         runner.kill()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -16,8 +15,9 @@ import pytest
 from devstack.balancer import Backend, Balancer
 from devstack.collector import CollectorProcess
 from devstack.kafka import Broker, Cluster
-from devstack.proc import ROOT
+from devstack.proc import ROOT, ManagedProcess
 from tests.conftest import Topics
+from tests.conftest import start_replay as replay_process
 
 SAMPLE_ROWS = 2_000
 
@@ -113,29 +113,9 @@ def sample_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 def start_replay(
     files: Sequence[str], url: str, rate_per_s: float, *extra: str, log: Path | None = None
-) -> subprocess.Popen[str]:
-    """`python -m producer replay` as a process; its summary is read by `finish_replay`."""
-    with contextlib.ExitStack() as stack:
-        stderr = stack.enter_context(log.open("w")) if log else subprocess.DEVNULL
-        return subprocess.Popen(
-            [sys.executable, "-m", "producer", "replay", *files, "--collector-url", url,
-             "--rate", f"{rate_per_s:g}", *extra],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True,
-        )  # fmt: skip
-
-
-def finish_replay(process: subprocess.Popen[str], timeout_s: float = 120) -> dict[str, Any]:
-    """Wait for a replay, return its closing JSON summary (with its exit code as 'exit')."""
-    try:
-        stdout, _ = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, _ = process.communicate()
-        raise
-    summary = json.loads(stdout.strip().splitlines()[-1])
-    assert isinstance(summary, dict)
-    summary["exit"] = process.returncode
-    return summary
+) -> ManagedProcess:
+    """`python -m producer replay` at `rate_per_s`; its summary is read by `finish_replay`."""
+    return replay_process(files, url, "--rate", f"{rate_per_s:g}", *extra, log=log)
 
 
 def reconcile(files: Sequence[str], kafka: Broker | Cluster, topics: Topics) -> dict[str, Any]:

@@ -10,8 +10,9 @@ import pytest
 
 from devstack.balancer import Balancer
 from devstack.kafka import Broker, topic_count
-from tests.conftest import Topics, producer_retries, wait_for
-from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay
+from devstack.proc import wait_until
+from tests.conftest import Topics, finish_replay, producer_retries
+from tests.e2e.conftest import Replicas, reconcile, start_replay
 
 # Readiness is checked every half second here (2 s by default) so the test can watch it turn.
 FAST_READINESS = {"COLLECTOR_READINESS_INTERVAL_S": "0.5", "COLLECTOR_ACK_TIMEOUT_S": "2"}
@@ -34,7 +35,7 @@ def test_broker_stopped_mid_replay_and_started_again_loses_nothing(
         files, front.url, 250, "--max-attempts", "1000", "--max-retry-s", "150",
         "--backoff-cap-s", "2", "--progress-interval-s", "0.2", log=tmp_path / "producer.log",
     )  # fmt: skip
-    wait_for(lambda: topic_count(kafka.bootstrap_servers, topics.raw) >= 300, 30, "300 events")
+    wait_until(lambda: topic_count(kafka.bootstrap_servers, topics.raw) >= 300, 30, "300 events")
 
     kafka.stop()
     try:
@@ -56,15 +57,14 @@ def test_broker_stopped_mid_replay_and_started_again_loses_nothing(
         assert refused.headers["retry-after"] == "1"
         # The producer backs off and tries again, rather than giving up, while the broker is down.
         retried = producer_retries(tmp_path / "producer.log")
-        wait_for(
+        wait_until(
             lambda: (
-                producer_retries(tmp_path / "producer.log") >= retried + 10
-                or producer.poll() is not None
+                producer_retries(tmp_path / "producer.log") >= retried + 10 or not producer.alive()
             ),
             60,
             "ten more retries",
         )
-        assert producer.poll() is None, "the producer gave up instead of backing off"
+        assert producer.alive(), "the producer gave up instead of backing off"
     finally:
         kafka.start()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -27,15 +26,9 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from devstack.balancer import Balancer
 from devstack.collector import CollectorProcess
 from devstack.kafka import Cluster, read_topic
-from devstack.proc import ROOT, free_port
-from tests.conftest import Topics, wait_for
-from tests.e2e.conftest import (
-    SAMPLE_ROWS,
-    Replicas,
-    finish_replay,
-    reconcile,
-    start_replay,
-)
+from devstack.proc import ROOT, ManagedProcess, free_port, wait_until
+from tests.conftest import Topics, finish_replay
+from tests.e2e.conftest import SAMPLE_ROWS, Replicas, reconcile, start_replay
 
 ACK_TIMEOUT_S = 5.0
 # Readiness is checked every half second (2 s by default) so the tests can watch it turn.
@@ -52,13 +45,13 @@ RATE_PER_S = 150
 class Recording:
     """The recording proxy in front of the balancer: its URL and, once stopped, its answers."""
 
-    process: subprocess.Popen[bytes]
+    process: ManagedProcess
     url: str
     out: Path
 
     def answers(self) -> list[dict[str, Any]]:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=30)
+        self.process.signal(signal.SIGTERM)
+        self.process.finish(30)
         return [json.loads(line) for line in self.out.read_text().splitlines() if line]
 
 
@@ -69,24 +62,24 @@ def recorder(tmp_path: Path) -> Iterator[Callable[[str], Recording]]:
     def start(upstream: str) -> Recording:
         port = free_port()
         out = tmp_path / f"answers-{len(started)}.jsonl"
-        with (tmp_path / "recorder.log").open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tests.e2e.recorder", "--upstream", upstream,
-                 "--port", str(port), "--out", str(out)],
-                cwd=ROOT, stdin=subprocess.DEVNULL, stderr=log,
-            )  # fmt: skip
+        process = ManagedProcess(
+            [sys.executable, "-m", "tests.e2e.recorder", "--upstream", upstream,
+             "--port", str(port), "--out", str(out)],
+            "the recording proxy", log_path=tmp_path / "recorder.log", own_session=False,
+            die_with_parent=False,
+        )  # fmt: skip
+        process.spawn()
         made = Recording(process, f"http://127.0.0.1:{port}", out)
         started.append(made)
-        wait_for(lambda: _answers_http(made.url), 30, "the recording proxy")
+        wait_until(lambda: _answers_http(made.url), 30, "the recording proxy")
         return made
 
     try:
         yield start
     finally:
         for made in started:
-            if made.process.poll() is None:
+            if made.process.alive():
                 made.process.kill()
-                made.process.wait()
 
 
 def _answers_http(url: str) -> bool:
@@ -139,7 +132,7 @@ class Load:
 
     fleet: list[CollectorProcess]
     recording: Recording
-    producer: subprocess.Popen[str]
+    producer: ManagedProcess
 
 
 @pytest.fixture
@@ -150,7 +143,7 @@ def load(
     tmp_path: Path,
 ) -> Iterator[Callable[..., Load]]:
     """Start two replicas behind HAProxy and the recording proxy, and a patient replay."""
-    producers: list[subprocess.Popen[str]] = []
+    producers: list[ManagedProcess] = []
 
     def start(files: Sequence[str], rate_per_s: float = RATE_PER_S) -> Load:
         fleet = cluster_replicas.start(2, env=COLLECTOR_ENV)
@@ -163,9 +156,8 @@ def load(
         yield start
     finally:
         for producer in producers:
-            if producer.poll() is None:
+            if producer.alive():
                 producer.kill()
-            producer.communicate()
 
 
 def settle(
@@ -235,15 +227,15 @@ def test_leader_of_busiest_partitions_killed_mid_replay_and_restarted(
     files = sample_files[:1]
     replay = load(files)
     raw = cluster_topics.raw
-    wait_for(lambda: on_topic(kafka_cluster, raw) >= 500, 60, "500 events")
+    wait_until(lambda: on_topic(kafka_cluster, raw) >= 500, 60, "500 events")
 
     victim = kafka_cluster.broker(busiest_leader(kafka_cluster, raw))
     victim.kill()
-    wait_for(lambda: leaders_avoid(kafka_cluster, raw, victim.node_id), 60, "new leaders")
+    wait_until(lambda: leaders_avoid(kafka_cluster, raw, victim.node_id), 60, "new leaders")
     # Two replicas in sync still meet min.insync.replicas: writes go on without it.
     at_failover = on_topic(kafka_cluster, raw)
-    wait_for(lambda: on_topic(kafka_cluster, raw) >= at_failover + 300, 60, "writes on 2 brokers")
-    assert replay.producer.poll() is None, "the replay ended before the broker came back"
+    wait_until(lambda: on_topic(kafka_cluster, raw) >= at_failover + 300, 60, "writes on 2 brokers")
+    assert replay.producer.alive(), "the replay ended before the broker came back"
     victim.start()
     kafka_cluster.wait_in_sync([raw])
 
@@ -262,10 +254,10 @@ def test_rolling_restart_of_all_three_brokers_during_a_replay(
     # Slower and longer than the others: three restarts, each waiting for a full ISR, must fit.
     replay = load(files, rate_per_s=100)
     raw = cluster_topics.raw
-    wait_for(lambda: on_topic(kafka_cluster, raw) >= 300, 60, "300 events")
+    wait_until(lambda: on_topic(kafka_cluster, raw) >= 300, 60, "300 events")
 
     for broker in kafka_cluster.brokers:
-        assert replay.producer.poll() is None, f"the replay ended before broker {broker.node_id}"
+        assert replay.producer.alive(), f"the replay ended before broker {broker.node_id}"
         before = on_topic(kafka_cluster, raw)
         assert broker.stop(), f"broker {broker.node_id} was not running"  # SIGTERM, clean
         broker.start()
@@ -294,7 +286,7 @@ def test_two_of_three_brokers_down_refuses_with_503_until_one_returns(
     files = sample_files[:1]
     replay = load(files)
     raw = cluster_topics.raw
-    wait_for(lambda: on_topic(kafka_cluster, raw) >= 400, 60, "400 events")
+    wait_until(lambda: on_topic(kafka_cluster, raw) >= 400, 60, "400 events")
 
     first, second, survivor = kafka_cluster.brokers
     first.kill()
@@ -302,7 +294,7 @@ def test_two_of_three_brokers_down_refuses_with_503_until_one_returns(
     both_down = time.time()
     # min.insync.replicas=2 cannot be met: every replica says so and stops taking traffic.
     for replica in replay.fleet:
-        wait_for(
+        wait_until(
             lambda r=replica: "min.insync.replicas" in _readiness(r).get("reason", ""),
             60,
             f"{replica.collector_id} unready for want of replicas in sync",
@@ -317,7 +309,7 @@ def test_two_of_three_brokers_down_refuses_with_503_until_one_returns(
     assert probe.status_code == 503
     assert int(probe.headers["retry-after"]) >= 0
     time.sleep(3)  # the replay keeps trying meanwhile
-    assert replay.producer.poll() is None, "the producer gave up instead of backing off"
+    assert replay.producer.alive(), "the producer gave up instead of backing off"
 
     returning = time.time()
     first.start()
@@ -353,15 +345,15 @@ def test_paused_leader_is_slow_not_dead(
     files = sample_files[:1]
     replay = load(files)
     raw = cluster_topics.raw
-    wait_for(lambda: on_topic(kafka_cluster, raw) >= 500, 60, "500 events")
+    wait_until(lambda: on_topic(kafka_cluster, raw) >= 500, 60, "500 events")
 
     victim = kafka_cluster.broker(busiest_leader(kafka_cluster, raw))
     victim.pause()  # SIGSTOP: sockets stay open, nothing answers, heartbeats stop
     try:
-        wait_for(lambda: leaders_avoid(kafka_cluster, raw, victim.node_id), 60, "new leaders")
+        wait_until(lambda: leaders_avoid(kafka_cluster, raw, victim.node_id), 60, "new leaders")
         at_failover = on_topic(kafka_cluster, raw)
-        wait_for(lambda: on_topic(kafka_cluster, raw) >= at_failover + 300, 60, "writes go on")
-        assert replay.producer.poll() is None, "the replay ended before the broker was resumed"
+        wait_until(lambda: on_topic(kafka_cluster, raw) >= at_failover + 300, 60, "writes go on")
+        assert replay.producer.alive(), "the replay ended before the broker was resumed"
     finally:
         victim.resume()
     kafka_cluster.wait_in_sync([raw])

@@ -13,8 +13,9 @@ import pytest
 from devstack.balancer import Balancer
 from devstack.demo.summary import collector_id_of
 from devstack.kafka import Broker, read_topic, topic_count
-from tests.conftest import Topics, wait_for
-from tests.e2e.conftest import Replicas, finish_replay, reconcile, start_replay
+from devstack.proc import wait_until
+from tests.conftest import Topics, finish_replay
+from tests.e2e.conftest import Replicas, reconcile, start_replay
 
 
 @pytest.mark.kafka
@@ -35,12 +36,12 @@ def test_killed_and_stopped_replicas_lose_nothing(
         start_replay([f], front.url, 300, log=tmp_path / f"producer-{i}.log")
         for i, f in enumerate(files)
     ]
-    wait_for(lambda: topic_count(kafka.bootstrap_servers, topics.raw) >= 800, 30, "800 events")
+    wait_until(lambda: topic_count(kafka.bootstrap_servers, topics.raw) >= 800, 30, "800 events")
 
     killed.kill()  # SIGKILL: requests in flight on it die with it
     # The replay goes on through the others before the next fault.
     at_kill = topic_count(kafka.bootstrap_servers, topics.raw)
-    wait_for(
+    wait_until(
         lambda: topic_count(kafka.bootstrap_servers, topics.raw) >= at_kill + 100,
         30,
         "100 events after the kill",
@@ -49,7 +50,7 @@ def test_killed_and_stopped_replicas_lose_nothing(
     assert stopped.wait(timeout_s=30) == 0
     front.wait_until({killed.collector_id: "DOWN", stopped.collector_id: "DOWN"}, timeout_s=10)
     assert front.server_states()[survivor.collector_id].startswith("UP")
-    assert all(p.poll() is None for p in producers), "the replay ended before the faults"
+    assert all(p.alive() for p in producers), "the replay ended before the faults"
 
     summaries = [finish_replay(p, timeout_s=120) for p in producers]
     for summary in summaries:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from devstack.proc import ROOT
+from devstack.proc import ROOT, ManagedProcess, wait_until
 from producer.settings import ReplaySettings
 from tests.producer.conftest import SAMPLE_ROWS, StandIn
 
@@ -134,16 +134,18 @@ def test_sigterm_stops_reading_finishes_in_flight_and_prints_the_summary(
     samples: list[Path], stand_in: StandIn
 ) -> None:
     stand_in.delay_s = 0.3  # every request is in flight for a while
-    process = subprocess.Popen(
+    process = ManagedProcess(
         [sys.executable, "-m", "producer", "replay", *map(str, samples),
          "--collector-url", stand_in.url, "--rate", "100", "--concurrency", "8"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        "producer replay", capture=True, own_session=False, die_with_parent=False,
     )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while len(stand_in.event_ids) < 20 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=30)
+    process.spawn()
+    # At most 20 s for the first 20 events; whatever has arrived then, SIGTERM.
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: len(stand_in.event_ids) >= 20, 20, "20 events", every_s=0.05)
+    process.signal(signal.SIGTERM)
+    process.finish(30)
+    stdout, stderr = process.output, process.errors
     assert process.returncode == 0, stderr
     summary = summary_of(stdout)
     assert summary["stopped"] is True

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,9 @@ import pytest
 
 from devstack.collector import CollectorProcess
 from devstack.kafka import Broker, read_topic
-from devstack.proc import ROOT, free_port
+from devstack.proc import ROOT, ManagedProcess, free_port
 from producer.sample import write_samples
-from tests.conftest import Topics, producer_retries
+from tests.conftest import Topics, finish_replay, producer_retries, start_replay
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -35,23 +33,9 @@ def months(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return write_samples(tmp_path_factory.mktemp("months"), rows=ROWS, row_group_rows=250)
 
 
-def start_replay(
-    files: list[Path], url: str, *extra: str, log: Path | None = None
-) -> subprocess.Popen[str]:
-    with contextlib.ExitStack() as stack:
-        stderr = stack.enter_context(log.open("w")) if log else subprocess.PIPE
-        return subprocess.Popen(
-            [sys.executable, "-m", "producer", "replay", *map(str, files), "--collector-url", url,
-             *extra],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True,
-        )  # fmt: skip
-
-
-def finish(process: subprocess.Popen[str], timeout_s: float = 120) -> dict[str, Any]:
-    stdout, stderr = process.communicate(timeout=timeout_s)
-    assert process.returncode == 0, (stderr or "")[-3000:]
-    summary = orjson.loads(stdout.strip().splitlines()[-1])
-    assert isinstance(summary, dict)
+def finish(process: ManagedProcess, timeout_s: float = 120) -> dict[str, Any]:
+    summary = finish_replay(process, timeout_s)
+    assert summary.pop("exit") == 0, (process.errors or process.log_tail(60))[-3000:]
     return summary
 
 
@@ -135,11 +119,7 @@ def test_a_collector_that_comes_up_late_still_gets_everything(
         "--progress-interval-s", "0.2", log=log,
     )  # fmt: skip
     # The producer meets refused connections and keeps retrying meanwhile.
-    deadline = time.monotonic() + 60
-    while producer_retries(log) < 5:
-        assert replay.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "the producer never retried"
-        time.sleep(0.05)
+    replay.wait_ready(lambda: producer_retries(log) >= 5, 60, "the producer's retries")
     collector = CollectorProcess(
         kafka.bootstrap_servers, topics.raw, topics.dead_letter, port=port,
         log_path=tmp_path / "collector.log",

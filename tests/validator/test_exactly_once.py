@@ -20,10 +20,10 @@ from confluent_kafka import Producer
 
 from devstack.collector import CollectorProcess
 from devstack.kafka import Broker, read_topic
-from devstack.proc import ROOT
+from devstack.proc import ROOT, ManagedProcess, wait_until
 from devstack.validator import ValidatorProcess, wait_caught_up
 from producer.sample import write_samples
-from tests.conftest import Topics, wait_for
+from tests.conftest import Topics, finish_replay, start_replay
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -102,18 +102,13 @@ def stage(kafka: Broker, topics: Topics, tmp_path: Path) -> Iterator[Stage]:
         collector.stop()
 
 
-def replay(stage: Stage, files: list[Path], *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "producer", "replay", *map(str, files),
-         "--collector-url", stage.collector.url, "--rate", RATE_PER_S, *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+def replay(stage: Stage, files: list[Path], *extra: str) -> ManagedProcess:
+    return start_replay(files, stage.collector.url, "--rate", RATE_PER_S, *extra)
 
 
-def finish(process: subprocess.Popen[str]) -> dict[str, Any]:
-    stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr[-3000:]
-    summary = orjson.loads(stdout.strip().splitlines()[-1])
+def finish(process: ManagedProcess) -> dict[str, Any]:
+    summary = finish_replay(process, 300)
+    assert summary.pop("exit") == 0, process.errors[-3000:]
     assert summary["failed"] == 0
     assert isinstance(summary, dict)
     return summary
@@ -134,7 +129,7 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
     first.start()
     running = replay(stage, months[:2], "--concurrency", "4")
     # Kill while records flow: transactions are committing every 50 records.
-    wait_for(
+    wait_until(
         lambda: first.metric("validator_transactions_total") >= 3,
         120,
         "first validator_transactions_total >= 3",
@@ -160,18 +155,18 @@ def test_two_validators_and_a_rebalance_while_a_replay_runs(
     a, b = stage.validator("validator-a"), stage.validator("validator-b")
     a.start()
     running = replay(stage, months, "--concurrency", "4")
-    wait_for(
+    wait_until(
         lambda: a.metric("validator_transactions_total") >= 3,
         120,
         "a validator_transactions_total >= 3",
     )
     b.start()  # a rebalance: some partitions move to b, which rebuilds their seen ids
-    wait_for(
+    wait_until(
         lambda: b.metric("validator_assigned_partitions") >= 1,
         120,
         "b validator_assigned_partitions >= 1",
     )
-    wait_for(
+    wait_until(
         lambda: b.metric("validator_transactions_total") >= 1,
         120,
         "b validator_transactions_total >= 1",
@@ -238,13 +233,13 @@ def test_a_killed_validators_partitions_move_to_the_other_one(
     b.env.update(fast)
     a.start()
     b.start()
-    wait_for(
+    wait_until(
         lambda: b.metric("validator_assigned_partitions") >= 1,
         120,
         "b validator_assigned_partitions >= 1",
     )
     running = replay(stage, months[:2], "--concurrency", "4")
-    wait_for(
+    wait_until(
         lambda: a.metric("validator_transactions_total") >= 3,
         120,
         "a validator_transactions_total >= 3",
