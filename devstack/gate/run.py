@@ -8,7 +8,7 @@ Stages, each a list of findings (an empty list passes):
 - kube-score (pinned, built like kustomize): dangling Services, HPAs and NetworkPolicies,
   selectors against pod templates, replicas under an HPA, PDBs, probes, security context;
 - checkov (pinned, in its own virtualenv .venv-checkov, created on first use, run offline);
-- the checks no tool here does (`devstack.gate_checks`, each with its reason): ports, peers and
+- the checks no tool here does (`devstack.gate.checks`, each with its reason): ports, peers and
   references between objects, and the project's drain timing;
 - hadolint on both Dockerfiles.
 Every accepted finding and kube-score option lives in k8s/policy-exceptions.yaml with its reason;

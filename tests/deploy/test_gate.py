@@ -9,7 +9,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from devstack.gate import run as k8s_gate
+from devstack.gate import run as gate_run
 from devstack.gate.run import DOCKERFILES, K8S_DIR, run_gate, selector_matches
 
 pytestmark = pytest.mark.tools
@@ -35,7 +35,7 @@ def edit(path: Path, old: str, new: str, count: int = 1) -> None:
     path.write_text(text.replace(old, new), encoding="utf-8")
 
 
-def messages(report: k8s_gate.Report) -> str:
+def messages(report: gate_run.Report) -> str:
     return report.messages()
 
 
@@ -85,7 +85,7 @@ def test_a_wrongly_typed_value_fails_schema_validation(k8s_copy: Path) -> None:
 def test_a_removed_api_version_fails(k8s_copy: Path, old: str, new: str, expected: str) -> None:
     edit(k8s_copy / "base" / "collector.yaml", old, new)
     report = run_gate(k8s_copy, stages=("schema",))
-    for version in k8s_gate.KUBERNETES_VERSIONS:
+    for version in gate_run.KUBERNETES_VERSIONS:
         assert f"Kubernetes {version} {expected}" in messages(report)
 
 
@@ -286,20 +286,20 @@ def test_schema_stage_agrees_with_kubernetes_validate() -> None:
     report = run_gate(stages=())
     objects = report.rendered["local"]
     for obj in objects:
-        kubernetes_validate.validate(obj, k8s_gate.KUBERNETES_VERSIONS[0], strict=True)
+        kubernetes_validate.validate(obj, gate_run.KUBERNETES_VERSIONS[0], strict=True)
     broken = copy.deepcopy(next(o for o in objects if o["kind"] == "Deployment"))
     broken["spec"]["replica"] = 2
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(broken, k8s_gate.KUBERNETES_VERSIONS[0], strict=True)
-    found = k8s_gate.validate_schemas([broken], k8s_gate.KUBERNETES_VERSIONS[:1])
+        kubernetes_validate.validate(broken, gate_run.KUBERNETES_VERSIONS[0], strict=True)
+    found = gate_run.validate_schemas([broken], gate_run.KUBERNETES_VERSIONS[:1])
     assert [f.message for f in found] == [
-        f"Kubernetes {k8s_gate.KUBERNETES_VERSIONS[0]}: spec: Additional properties are not "
+        f"Kubernetes {gate_run.KUBERNETES_VERSIONS[0]}: spec: Additional properties are not "
         "allowed ('replica' was unexpected)"
     ]
 
 
 def test_exceptions_cover_only_the_objects_they_name() -> None:
-    exceptions = {e.check_id: e for e in k8s_gate.load_exceptions(K8S_DIR)}
+    exceptions = {e.check_id: e for e in gate_run.load_exceptions(K8S_DIR)}
     assert exceptions["CKV_K8S_22"].covers("StatefulSet.event-collector.kafka")
     assert not exceptions["CKV_K8S_22"].covers("Deployment.event-collector.collector")
     assert exceptions["CKV_K8S_11"].covers("Deployment.event-collector.collector")
@@ -311,9 +311,9 @@ def test_exceptions_cover_only_the_objects_they_name() -> None:
 def test_the_gate_prints_every_exception_with_its_reason(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert k8s_gate.main(["--stage", "yamllint"]) == 0
+    assert gate_run.main(["--stage", "yamllint"]) == 0
     out = capsys.readouterr().out
-    for e in k8s_gate.load_exceptions(K8S_DIR):
+    for e in gate_run.load_exceptions(K8S_DIR):
         assert e.check_id in out
         assert e.reason in out
     assert "deployment gate: passed" in out
@@ -424,11 +424,11 @@ def test_a_network_policy_for_no_pod_fails(k8s_copy: Path) -> None:
 
 
 def test_every_hand_written_check_exception_and_option_says_why() -> None:
-    assert k8s_gate.CHECKS
-    for check in k8s_gate.CHECKS:
-        assert check.stage in k8s_gate.STAGES
+    assert gate_run.CHECKS
+    for check in gate_run.CHECKS:
+        assert check.stage in gate_run.STAGES
         assert len(check.why) > 20, check.run.__name__
-    policy = k8s_gate.load_policy(K8S_DIR / k8s_gate.EXCEPTIONS_FILE)
+    policy = gate_run.load_policy(K8S_DIR / gate_run.EXCEPTIONS_FILE)
     assert policy.kube_score_options
     assert {e.tool for e in policy.exceptions} == {"checkov", "kube-score"}
     for _, reason in policy.kube_score_options:
