@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from devstack.kafka import FAST_FAILOVER, Broker, Cluster
-from devstack.proc import ManagedProcess, free_port
+from devstack.proc import ROOT, ManagedProcess, free_port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -115,4 +116,26 @@ def finish_replay(process: ManagedProcess, timeout_s: float = 120) -> dict[str, 
     summary = json.loads(lines[-1]) if lines else {}
     assert isinstance(summary, dict)
     summary["exit"] = code
+    return summary
+
+
+def reconcile_topics(
+    files: Sequence[str | Path],
+    bootstrap_servers: str,
+    topics: tuple[str, str],
+    *extra: str,
+    timeout_s: float = 120,
+) -> dict[str, Any]:
+    """`python -m producer reconcile` of `files` against a raw and a dead-letter topic; its JSON
+    line, with its exit code as 'exit'."""
+    result = subprocess.run(
+        [sys.executable, "-m", "producer", "reconcile", *map(str, files),
+         "--bootstrap-servers", bootstrap_servers,
+         "--raw-topic", topics[0], "--dead-letter-topic", topics[1], *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout_s, check=False,
+    )  # fmt: skip
+    assert result.stdout.strip(), result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert isinstance(summary, dict)
+    summary["exit"] = result.returncode
     return summary

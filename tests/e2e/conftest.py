@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -16,7 +15,7 @@ from devstack.balancer import Backend, Balancer
 from devstack.collector import CollectorProcess
 from devstack.kafka import Broker, Cluster
 from devstack.proc import ROOT, ManagedProcess
-from tests.conftest import Topics
+from tests.conftest import Topics, reconcile_topics
 from tests.conftest import start_replay as replay_process
 
 SAMPLE_ROWS = 2_000
@@ -120,14 +119,4 @@ def start_replay(
 
 def reconcile(files: Sequence[str], kafka: Broker | Cluster, topics: Topics) -> dict[str, Any]:
     """`python -m producer reconcile` over the test's topics; its JSON line, with 'exit'."""
-    result = subprocess.run(
-        [sys.executable, "-m", "producer", "reconcile", *files,
-         "--bootstrap-servers", kafka.bootstrap_servers,
-         "--raw-topic", topics.raw, "--dead-letter-topic", topics.dead_letter],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert result.stdout.strip(), result.stderr[-2000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert isinstance(summary, dict)
-    summary["exit"] = result.returncode
-    return summary
+    return reconcile_topics(files, kafka.bootstrap_servers, (topics.raw, topics.dead_letter))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +14,15 @@ import pytest
 
 from devstack.collector import CollectorProcess
 from devstack.kafka import Broker, read_topic
-from devstack.proc import ROOT, ManagedProcess, free_port
+from devstack.proc import ManagedProcess, free_port
 from producer.sample import write_samples
-from tests.conftest import Topics, finish_replay, producer_retries, start_replay
+from tests.conftest import (
+    Topics,
+    finish_replay,
+    producer_retries,
+    reconcile_topics,
+    start_replay,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -40,16 +44,8 @@ def finish(process: ManagedProcess, timeout_s: float = 120) -> dict[str, Any]:
 
 
 def reconcile(files: list[Path], kafka: Broker, topics: Topics) -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "producer", "reconcile", *map(str, files),
-         "--bootstrap-servers", kafka.bootstrap_servers, "--raw-topic", topics.raw,
-         "--dead-letter-topic", topics.dead_letter, "--check-payloads"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    report = orjson.loads(result.stdout.strip().splitlines()[-1])
-    assert isinstance(report, dict)
-    report["exit"] = result.returncode
-    return report
+    topic_pair = (topics.raw, topics.dead_letter)
+    return reconcile_topics(files, kafka.bootstrap_servers, topic_pair, "--check-payloads")
 
 
 def as_source(value: Any, expected: Any) -> Any:

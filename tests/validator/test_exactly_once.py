@@ -4,8 +4,6 @@ and the reconciliation reading committed records only."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -20,10 +18,10 @@ from confluent_kafka import Producer
 
 from devstack.collector import CollectorProcess
 from devstack.kafka import Broker, read_topic
-from devstack.proc import ROOT, ManagedProcess, wait_until
+from devstack.proc import ManagedProcess, wait_until
 from devstack.validator import ValidatorProcess, wait_caught_up
 from producer.sample import write_samples
-from tests.conftest import Topics, finish_replay, start_replay
+from tests.conftest import Topics, finish_replay, reconcile_topics, start_replay
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -67,16 +65,9 @@ class Stage:
         wait_caught_up(self.kafka.bootstrap_servers, self.group, self.raw.raw, timeout_s=180)
 
     def reconcile(self, files: list[Path]) -> dict[str, Any]:
-        result = subprocess.run(
-            [sys.executable, "-m", "producer", "reconcile", *map(str, files),
-             "--bootstrap-servers", self.kafka.bootstrap_servers,
-             "--raw-topic", self.validated, "--dead-letter-topic", self.dead_letter],
-            cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
-        )  # fmt: skip
-        report = orjson.loads(result.stdout.strip().splitlines()[-1])
-        assert isinstance(report, dict)
-        report["exit"] = result.returncode
-        return report
+        """The validated topics against the files (committed records only)."""
+        topic_pair = (self.validated, self.dead_letter)
+        return reconcile_topics(files, self.kafka.bootstrap_servers, topic_pair, timeout_s=180)
 
     def dead_letter_codes(self) -> Counter[str]:
         return Counter(
