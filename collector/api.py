@@ -29,6 +29,7 @@ from collector.routes import (
 from collector.schemas import (
     EVENT,
     GREEN_EVENT,
+    MAX_DEPTH,
     NOT_AN_EVENT,
     TAXI_EVENT,
     AcceptedReply,
@@ -44,12 +45,14 @@ from collector.settings import Settings
 _DESCRIPTION = """
 Accepts events over HTTP and answers only once Kafka has them (acks=all).
 
-* **202**: stored on the raw topic. **400 / 422**: not JSON / not an event; the input is stored on
-  the dead-letter topic (acknowledged before the answer) and the reply says what was wrong.
-* **408**: the body did not arrive within the request timeout (10 s by default); nothing stored.
+* **202**: stored on the raw topic. **400 / 422**: not JSON / not an event (also: nested deeper
+  than {max_depth} levels, or a top-level field twice); the input is stored on the dead-letter
+  topic exactly as sent (acknowledged before the answer) and the reply says what was wrong.
+* **408**: the request did not arrive within the request timeout (10 s by default); nothing stored.
 * **413**: too large, nothing stored. **401**: API keys are on and the bearer is missing or wrong.
+* **415**: an unknown `Content-Encoding`, or more than two. **431**: headers over the limit.
 * **503** with `Retry-After`: nothing is claimed (Kafka too slow or unreachable, send queue full,
-  shutting down); send it again. No request is ever answered 500.
+  too many requests in flight, shutting down); send it again. No request is ever answered 500.
 
 Bodies are parsed as JSON (RFC 8259, UTF-8) whatever their `Content-Type`, so browser beacons
 sending `text/plain` work too. Bodies may be compressed (`Content-Encoding: gzip` or `deflate`); the
@@ -114,13 +117,23 @@ def _responses(ok: type[BaseModel], ok_text: str) -> dict[int | str, dict[str, A
             "description": "the body did not arrive within the request timeout; nothing stored",
         },
         413: {"model": ProblemReply, "description": "over the size limit; nothing stored"},
-        415: {"model": ProblemReply, "description": "an unknown Content-Encoding; nothing stored"},
+        415: {
+            "model": ProblemReply,
+            "description": "an unknown Content-Encoding, or more than two; nothing stored",
+        },
+        431: {
+            "model": ProblemReply,
+            "description": "request headers over the size or count limit; nothing read or stored",
+        },
         429: {
             "model": ProblemReply,
             "description": "over the API key's rate limit (when one is set); nothing stored",
             "headers": retry_after,
         },
-        422: {"model": RejectedReply, "description": "JSON, but not an event; dead-lettered"},
+        422: {
+            "model": RejectedReply,
+            "description": "JSON, but not an event (or too deep, or a field twice); dead-lettered",
+        },
         503: {
             "model": ok if ok is BatchReply else ProblemReply,
             "description": "nothing claimed (or, for a batch, the `retry` elements): send again",
@@ -188,7 +201,7 @@ def build_api(
     api = FastAPI(
         title="Event collector",
         version=__version__,
-        description=_DESCRIPTION.format(codes=problem_rows()),
+        description=_DESCRIPTION.format(codes=problem_rows(), max_depth=MAX_DEPTH),
         docs_url=None,  # served by collector.docs, from the package's assets (no CDN)
         redoc_url=None,
         openapi_url=OPENAPI,

@@ -55,6 +55,8 @@ def create_app(
         max_batch_events=settings.max_batch_events,
     )
     service = CollectService(settings, sink, metrics, enveloper)
+    # The topics' max.message.bytes, read by the sink, bound the body limit (collector.limits).
+    sink.watch_limits(service.fit_topics)
     metrics.ready.set_function(lambda: float(sink.ready and not service.draining))
     endpoints = {
         path: CollectEndpoint(path, service, handler)
@@ -70,6 +72,10 @@ def create_app(
             "collector started",
             extra={"collector_id": settings.collector_id, "raw_topic": settings.raw_topic},
         )
+        if not settings.api_keys:
+            log.warning(
+                "no API keys: every request is accepted without one (COLLECTOR_ALLOW_ANONYMOUS)"
+            )
         try:
             yield
         finally:

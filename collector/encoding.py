@@ -39,6 +39,18 @@ class Corrupt:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class TooManyCodings:
+    """More codings than MAX_CODINGS: 415, nothing read or stored."""
+
+    count: int
+
+
+# Each coding is a full pass over the body, and undoing thousands of stacked ones costs CPU that
+# grows with the square of their number; no client stacks more than two (gzip over deflate).
+MAX_CODINGS: Final = 2
+
+
 class TooLarge:
     """The decoded body passes the limit: 413, nothing stored."""
 
@@ -46,7 +58,7 @@ class TooLarge:
 TOO_LARGE: Final = TooLarge()
 
 
-def codings(values: Iterable[bytes]) -> list[str] | Unsupported:
+def codings(values: Iterable[bytes]) -> list[str] | Unsupported | TooManyCodings:
     """The codings applied to the body, in the order they were applied, from the values of its
     Content-Encoding headers ([] when none)."""
     applied: list[str] = []
@@ -59,7 +71,7 @@ def codings(values: Iterable[bytes]) -> list[str] | Unsupported:
             if known is None:
                 return Unsupported(coding)
             applied.append(known)
-    return applied
+    return applied if len(applied) <= MAX_CODINGS else TooManyCodings(len(applied))
 
 
 def decode(body: bytes, applied: list[str], limit: int) -> bytes | Corrupt | TooLarge:

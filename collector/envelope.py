@@ -8,17 +8,27 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 import uuid_utils
 from pydantic import ValidationError
 
+from collector.limits import base64_length
 from collector.problems import Problem
-from collector.schemas import EVENT, MAX_CHARS, Event
+from collector.schemas import (
+    EVENT,
+    MAX_CHARS,
+    MAX_DEPTH,
+    MAX_DETAIL_CHARS,
+    MAX_DETAILS,
+    Event,
+)
 
 Clock = Callable[[], datetime]
 IdSource = Callable[[], str]
@@ -31,46 +41,100 @@ _SCHEMA_VERSION_MAX = MAX_CHARS["schema_version"]
 _EVENT_ID_MAX = MAX_CHARS["event_id"]
 
 
-# Number spellings a double cannot hold exactly (17 or more digits, a 3-digit exponent): a batch
-# holding one is split from its own bytes instead of being re-encoded from the parsed values.
-# Digits and dots fold to "0" and signs vanish, so two C substring searches find them (a regular
-# expression over the body cost 5 us per event; this, under 1).
-_FOLD_NUMBERS = bytes.maketrans(b"123456789.E", b"0000000000e")
-_LONG_DIGITS = b"0" * 17
-_LONG_EXPONENT = b"e000"
+_WHITESPACE = b" \t\n\r"
+# Bounds on what a rejection says (collector.limits counts on them for a dead-letter record's size).
+_MAX_DETAILS_BYTES = 16_384
+_MAX_MESSAGE_CHARS = 1_000
+_DEPTH_EXCEEDED = "depth limit exceeded"  # orjson's message past its own 1,024 levels
+
+# Every element of a JSON array as the exact bytes the client sent (number spellings, escapes),
+# at C speed: msgspec's Raw only finds where each value ends, without decoding it.
+_ARRAY_SPANS = msgspec.json.Decoder(list[msgspec.Raw])
+# The slower splitter for arrays msgspec refuses (an element that is not JSON, or too deep for it):
+# a string literal, or one structural character.
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
+_OPEN, _CLOSE, _COMMA, _QUOTE = frozenset(b"[{"), frozenset(b"]}"), ord(","), ord('"')
 
 
-def _may_lose_numbers(body: bytes) -> bool:
-    folded = body.translate(_FOLD_NUMBERS, b"+-")
-    return _LONG_DIGITS in folded or _LONG_EXPONENT in folded
+def array_elements(body: bytes) -> list[bytes] | None:
+    """Each element of a JSON array, as the bytes it spans in `body`; None if `body` is no array.
+
+    The elements themselves are not checked: one that is not JSON is only that element's problem.
+    """
+    try:
+        return [bytes(element) for element in _ARRAY_SPANS.decode(body)]
+    except (msgspec.DecodeError, RecursionError):
+        return _scan_array(body)
 
 
-_WHITESPACE = " \t\n\r"
+def _scan_array(body: bytes) -> list[bytes] | None:
+    # By hand, because no JSON library splits an array whose elements it cannot all parse; the
+    # cost is one regular-expression step per string or bracket, only for such bodies.
+    start = len(body) - len(body.lstrip(_WHITESPACE))
+    if body[start : start + 1] != b"[":
+        return None
+    elements: list[bytes] = []
+    depth, element_start = 0, start + 1
+    for token in _TOKENS.finditer(body, start + 1):
+        char = body[token.start()]
+        if char == _QUOTE:
+            continue
+        if char in _OPEN:
+            depth += 1
+        elif char in _CLOSE:
+            if depth:
+                depth -= 1
+                continue
+            last = body[element_start : token.start()].strip(_WHITESPACE)
+            if (
+                char != ord("]")
+                or (not last and elements)
+                or body[token.end() :].strip(_WHITESPACE)
+            ):
+                return None
+            return [*elements, last] if last else elements
+        elif char == _COMMA and not depth:
+            elements.append(body[element_start : token.start()].strip(_WHITESPACE))
+            element_start = token.end()
+    return None
 
 
-# Only for batches `_may_lose_numbers` flags, after orjson has accepted the body as strict JSON.
-# (Numbers beyond a double's range, such as 1e400, are refused as RFC 8259 section 6 allows:
-# most consumers could not read them back.)
-_STDLIB = json.JSONDecoder()
+def _too_deep(value: object, raw: bytes) -> bool:
+    """Whether `value` (parsed from `raw`) nests deeper than MAX_DEPTH."""
+    if raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:  # the usual case, without a walk
+        return False
+    level: list[Any] = [value]
+    for _ in range(MAX_DEPTH):
+        below: list[Any] = []
+        for container in level:
+            for child in container.values() if type(container) is dict else container:
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        if not below:
+            return False
+        level = below
+    return True
 
 
-def _array_elements(body: bytes) -> list[tuple[object, bytes]]:
-    """Each element of a JSON array (known to be valid) with its exact bytes."""
-    text = body.decode()
-    index = len(text) - len(text.lstrip(_WHITESPACE)) + 1  # past "["
-    elements: list[tuple[object, bytes]] = []
-    while True:
-        while text[index] in _WHITESPACE:
-            index += 1
-        if text[index] == "]":
-            return elements
-        value, end = _STDLIB.raw_decode(text, index)
-        elements.append((value, text[index:end].encode()))
-        index = end
-        while text[index] in _WHITESPACE:
-            index += 1
-        if text[index] == ",":
-            index += 1
+def _pairs(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    return pairs
+
+
+def _repeats_a_key(event: dict[str, Any], raw: bytes) -> bool:
+    """Whether the object `raw` (parsed as `event`, only known keys) names a key twice."""
+    # Without a backslash every key is spelled literally, so as many spellings as keys means
+    # no repeat (a payload quoting a key name only sends the event the slow way).
+    if b"\\" not in raw:
+        count = raw.count
+        spelled = count(b'"event_type"') + count(b'"schema_version"') + count(b'"payload"')
+        if "event_id" in event:
+            spelled += count(b'"event_id"')
+        if spelled == len(event):
+            return False
+    # The standard library can hand over an object's pairs before they become a dict; numbers
+    # stay text (no 4,300-digit limit), and `raw` is known to be JSON no deeper than MAX_DEPTH.
+    pairs = json.loads(raw, object_pairs_hook=_pairs, parse_int=str, parse_float=str)
+    return len(pairs) != len(event)
 
 
 def utc_now() -> datetime:
@@ -130,6 +194,18 @@ def _detail(loc: list[str | int], kind: str, msg: str) -> dict[str, Any]:
 def event_problems(event: object) -> list[dict[str, Any]]:
     """What is wrong with a parsed event, empty when nothing is: the documented schema's errors."""
     # Only for events `_fast_valid` turned down, so pydantic's pass costs nothing on the hot path.
+    if type(event) is dict and len(event) > MAX_DETAILS:
+        # Thousands of unknown fields would cost pydantic a second and list every one: only the
+        # first few are named, and the known fields are checked alone.
+        extra = [name for name in event if name not in _ALLOWED]
+        known = {name: value for name, value in event.items() if name in _ALLOWED}
+        problems = event_problems(known)
+        room = max(0, MAX_DETAILS - len(problems) - 1)
+        forbidden = "Extra inputs are not permitted"
+        named = [_detail([name], "extra_forbidden", forbidden) for name in extra[:room]]
+        rest = len(extra) - len(named)
+        more = [_detail([], "extra_forbidden", f"and {rest} more extra fields")] if rest else []
+        return problems + named + more
     try:
         EVENT.validate_python(event)
     except ValidationError as exc:
@@ -183,40 +259,41 @@ class Enveloper:
 
     def event(self, body: bytes) -> Verdict:
         """One request body: an envelope around the event, or a rejection."""
-        try:
-            event = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return self._unparsable(body, exc)
-        if not _fast_valid(event):
-            return self._reject(
-                Problem.INVALID_EVENT, body, event_problems(event), rfc3339(self._clock())
-            )
-        # The envelope is the body's own bytes plus three members: the payload stays exactly as
-        # sent (number spellings, escapes, integers beyond 64 bits), and nothing is re-encoded.
-        return self._envelope(event, body, rfc3339(self._clock()))
+        return self.element(body, rfc3339(self._clock()))
 
     def batch(self, body: bytes) -> list[Verdict] | Rejected | TooManyEvents:
-        """A batch body: one outcome per element, or one rejection for the whole body."""
-        try:
-            events = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return self._unparsable(body, exc)
+        """A batch body: one outcome per element, or one rejection for the whole body.
+
+        Each element is judged on its own bytes, so one that is not JSON, too deep, or anything
+        else wrong is only that element's rejection, dead-lettered exactly as it was sent.
+        """
         timestamp = rfc3339(self._clock())
-        if type(events) is not list or not events:
-            problem = (
-                _detail([], "list_type", "Input should be a valid array")
-                if type(events) is not list
-                else _detail([], "too_short", "A batch should have at least 1 event")
-            )
+        elements = array_elements(body)
+        if elements is None:
+            try:
+                orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                return self._unparsable(body, exc, timestamp)
+            problem = _detail([], "list_type", "Input should be a valid array")
             return self._reject(Problem.INVALID_BATCH, body, [problem], timestamp)
-        if len(events) > self.max_batch_events:
-            return TooManyEvents(len(events), self.max_batch_events)
-        if _may_lose_numbers(body):
-            return [
-                self.parsed(event, timestamp, index, raw)
-                for index, (event, raw) in enumerate(_array_elements(body))
-            ]
-        return [self.parsed(event, timestamp, index) for index, event in enumerate(events)]
+        if not elements:
+            problem = _detail([], "too_short", "A batch should have at least 1 event")
+            return self._reject(Problem.INVALID_BATCH, body, [problem], timestamp)
+        if len(elements) > self.max_batch_events:
+            return TooManyEvents(len(elements), self.max_batch_events)
+        return [self.element(raw, timestamp, index) for index, raw in enumerate(elements)]
+
+    def element(self, raw: bytes, timestamp: str, batch_index: int | None = None) -> Verdict:
+        """One event's bytes (a body, or a batch element): its envelope, or its rejection."""
+        try:
+            try:
+                event = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                return self._unparsable(raw, exc, timestamp, batch_index)
+            return self.parsed(event, timestamp, batch_index, raw)
+        except Exception as exc:  # noqa: BLE001 - one event's failure is that event's answer
+            detail = _detail([], "unprocessable", f"{type(exc).__name__}: {exc}")
+            return self._reject(Problem.UNPROCESSABLE, raw, [detail], timestamp, batch_index)
 
     def parsed(
         self,
@@ -225,16 +302,21 @@ class Enveloper:
         batch_index: int | None = None,
         raw: bytes | None = None,
     ) -> Verdict:
-        """A parsed event (a batch element, with its `raw` bytes when known): envelope or not."""
+        """A parsed event and its bytes (`raw`, encoded afresh when not given): envelope or not."""
+        raw = orjson.dumps(event) if raw is None else raw
+        if _too_deep(event, raw):
+            return self._reject(Problem.TOO_DEEP, raw, [_deeper_than()], timestamp, batch_index)
         if not _fast_valid(event):
-            raw = orjson.dumps(event) if raw is None else raw
             return self._reject(
                 Problem.INVALID_EVENT, raw, event_problems(event), timestamp, batch_index
             )
         assert type(event) is dict
-        # Without its own bytes a batch element is re-encoded (the input dict is left untouched;
-        # `_may_lose_numbers` sends the batches this would change to the exact path).
-        return self._envelope(event, orjson.dumps(event) if raw is None else raw, timestamp)
+        if _repeats_a_key(event, raw):
+            detail = _detail([], "duplicate_key", "a top-level field appears more than once")
+            return self._reject(Problem.DUPLICATE_KEY, raw, [detail], timestamp, batch_index)
+        # The envelope is the event's own bytes plus three members: the payload stays exactly as
+        # sent (number spellings, escapes, integers beyond 64 bits), and nothing is re-encoded.
+        return self._envelope(event, raw, timestamp)
 
     def _envelope(self, event: dict[str, Any], raw: bytes, timestamp: str) -> Accepted:
         """A new object: the event's JSON object bytes with the collector's members appended."""
@@ -268,16 +350,22 @@ class Enveloper:
         event_id: str | None = event.get("event_id")
         return Accepted(value, (event_id or root_id).encode(), headers, root_id)
 
-    def _unparsable(self, body: bytes, exc: orjson.JSONDecodeError) -> Rejected:
-        timestamp = rfc3339(self._clock())
+    def _unparsable(
+        self,
+        body: bytes,
+        exc: orjson.JSONDecodeError,
+        timestamp: str,
+        batch_index: int | None = None,
+    ) -> Rejected:
+        if exc.msg == _DEPTH_EXCEEDED:
+            return self._reject(Problem.TOO_DEEP, body, [_deeper_than()], timestamp, batch_index)
         try:
             body.decode()
         except UnicodeDecodeError as bad:
             problem = _detail([], "utf8", f"invalid UTF-8 at byte {bad.start}: {bad.reason}")
-            return self._reject(Problem.INVALID_UTF8, body, [problem], timestamp)
-        return self._reject(
-            Problem.INVALID_JSON, body, [_detail([], "json_invalid", str(exc))], timestamp
-        )
+            return self._reject(Problem.INVALID_UTF8, body, [problem], timestamp, batch_index)
+        problem = _detail([], "json_invalid", str(exc))
+        return self._reject(Problem.INVALID_JSON, body, [problem], timestamp, batch_index)
 
     def undecodable(self, body: bytes, coding: str, reason: str) -> Rejected:
         """A body that does not decode with its declared `Content-Encoding`, kept as received."""
@@ -293,21 +381,22 @@ class Enveloper:
         batch_index: int | None = None,
     ) -> Rejected:
         root_id = self._new_id()
+        details = _capped(details)
         message = (
             code.message
             if code is not Problem.INVALID_EVENT
-            else "not an event: " + "; ".join(f"{_where(d['loc'])}: {d['msg']}" for d in details)
+            else _cut(
+                "not an event: " + "; ".join(f"{_where(d['loc'])}: {d['msg']}" for d in details),
+                _MAX_MESSAGE_CHARS,
+            )
         )
         record: dict[str, Any] = {
             "root_id": root_id,
             "collector_id": self.collector_id,
             "collector_timestamp": timestamp,
             "error": {"code": code, "message": message, "details": details},
+            **raw_fields(raw, as_bytes=code is Problem.INVALID_ENCODING),
         }
-        if code in (Problem.INVALID_UTF8, Problem.INVALID_ENCODING):
-            record["raw_base64"] = base64.b64encode(raw).decode()
-        else:
-            record["raw"] = raw.decode()
         if batch_index is not None:
             record["batch_index"] = batch_index
         return Rejected(
@@ -320,6 +409,48 @@ class Enveloper:
             root_id=root_id,
             batch_index=batch_index,
         )
+
+
+def raw_fields(raw: bytes, as_bytes: bool = False) -> dict[str, str]:
+    """The input of a dead-letter record: `raw` as text, or `raw_base64` when it is not UTF-8
+    or its text would take more room in JSON than base64 (control characters escape sixfold), so
+    a dead-letter record is never more than a third larger than what was sent."""
+    if not as_bytes:
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            pass
+        else:
+            if len(raw) < 64 or len(orjson.dumps(text)) <= base64_length(len(raw)):
+                return {"raw": text}
+    return {"raw_base64": base64.b64encode(raw).decode()}
+
+
+def _deeper_than() -> dict[str, Any]:
+    return _detail([], "too_deep", f"objects and arrays nest deeper than {MAX_DEPTH} levels")
+
+
+def _capped(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most MAX_DETAILS problems, each text cut to MAX_DETAIL_CHARS, at most 16 KiB of JSON
+    (escaping can grow text sixfold): a reply or dead-letter record stays small whatever came in."""
+    capped = [
+        {
+            "loc": [_cut(part) if isinstance(part, str) else part for part in d["loc"]][:4],
+            "type": _cut(str(d["type"])),
+            "msg": _cut(str(d["msg"])),
+        }
+        for d in details[:MAX_DETAILS]
+    ]
+    while len(capped) > 1 and len(orjson.dumps(capped)) > _MAX_DETAILS_BYTES:
+        capped.pop()
+    if len(capped) < len(details):
+        more = len(details) - len(capped)
+        capped.append(_detail([], "more", f"and {more} more problems"))
+    return capped
+
+
+def _cut(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _where(loc: list[str | int]) -> str:

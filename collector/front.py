@@ -45,7 +45,10 @@ class CollectEndpoint:
         """Answer one request and count it."""
         service = self.service
         try:
-            reply = await service.respond(scope["headers"], receive, self.handler)
+            client = scope.get("client")
+            reply = await service.respond(
+                scope["headers"], receive, self.handler, client[0] if client else ""
+            )
         except Disconnected:
             service.metrics.request(self.route, 499)  # nginx's "client closed request"
             return

@@ -78,8 +78,10 @@ def librdkafka_logger() -> logging.Logger:
 class Throttle:
     """Lets one line per key through every `interval_s`, so an outage logs once, not per event."""
 
-    def __init__(self, interval_s: float = 10.0) -> None:
+    def __init__(self, interval_s: float = 10.0, max_keys: int = 10_000) -> None:
         self.interval_s = interval_s
+        # Keys may come from clients (their addresses): forgotten all at once past this many.
+        self.max_keys = max_keys
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -90,5 +92,7 @@ class Throttle:
             last = self._last.get(key)
             if last is not None and now - last < self.interval_s:
                 return False
+            if last is None and len(self._last) >= self.max_keys:
+                self._last.clear()
             self._last[key] = now
             return True

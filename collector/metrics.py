@@ -67,6 +67,19 @@ class Metrics:
             "Collect requests answered 429 because their API key was over its rate limit",
             registry=self.registry,
         )
+        self.unauthorized = Counter(
+            "collector_requests_unauthorized",
+            "Collect requests answered 401, by reason: missing (no Authorization header), "
+            "malformed (not `Bearer <key>`), wrong_key",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.body_limit_bytes = Gauge(
+            "collector_body_limit_bytes",
+            "The body limit in force: COLLECTOR_MAX_BODY_BYTES, or less when a topic's "
+            "max.message.bytes cannot hold the records of larger bodies",
+            registry=self.registry,
+        )
         # Set by the app: 1 while /readyz answers 200 (Kafka reachable, not draining).
         self.ready = Gauge(
             "collector_ready",

@@ -44,6 +44,19 @@ class Problem(StrEnum):
         "invalid_event", 422, False, True,
         "JSON, but not an event: a missing, mistyped, too long or extra top-level field",
     )  # fmt: skip
+    TOO_DEEP = (
+        "too_deep", 422, False, True,
+        "JSON, but objects and arrays nest deeper than 64 levels (the event itself is level 1)",
+    )  # fmt: skip
+    DUPLICATE_KEY = (
+        "duplicate_key", 422, False, True,
+        "a top-level field appears twice, so readers could disagree on the event (keys inside "
+        "`payload` are kept as sent)",
+    )  # fmt: skip
+    UNPROCESSABLE = (
+        "unprocessable", 422, False, True,
+        "the event could not be wrapped; it is stored on the dead-letter topic exactly as sent",
+    )  # fmt: skip
     INVALID_BATCH = (
         "invalid_batch", 422, False, True,
         "a batch body that is JSON but not a non-empty array of events",
@@ -70,6 +83,15 @@ class Problem(StrEnum):
         "unsupported_encoding", 415, False, False,
         "the `Content-Encoding` is none of gzip, deflate, identity; nothing was stored",
     )  # fmt: skip
+    TOO_MANY_ENCODINGS = (
+        "too_many_encodings", 415, False, False,
+        "more than two `Content-Encoding` codings; nothing was read or stored",
+    )  # fmt: skip
+    HEADERS_TOO_LARGE = (
+        "headers_too_large", 431, False, False,
+        "the request's headers are larger or more numerous than the limit; nothing was read or "
+        "stored",
+    )  # fmt: skip
     RECORD_TOO_LARGE = (
         "record_too_large", 413, False, False,
         "the record is larger than Kafka accepts; nothing was stored",
@@ -81,7 +103,7 @@ class Problem(StrEnum):
     )  # fmt: skip
     REQUEST_TIMEOUT = (
         "request_timeout", 408, True, False,
-        "the body did not arrive in time; nothing was stored, send it again",
+        "the request did not arrive in time; nothing was stored, send it again",
     )  # fmt: skip
     ACK_TIMEOUT = (
         "ack_timeout", 503, True, False,
@@ -94,6 +116,11 @@ class Problem(StrEnum):
     KAFKA_ERROR = (
         "kafka_error", 503, True, False,
         "Kafka refused the record; nothing is claimed, send it again",
+    )  # fmt: skip
+    OVERLOADED = (
+        "overloaded", 503, True, False,
+        "this collector has as many requests in flight as it takes; nothing is claimed, send it "
+        "again",
     )  # fmt: skip
     DRAINING = (
         "draining", 503, True, False,

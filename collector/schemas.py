@@ -16,6 +16,15 @@ from collector.problems import Problem
 
 # The longest value of each string field, in characters (all must be at least 1 long).
 MAX_CHARS = {"event_type": 256, "schema_version": 64, "event_id": 128}
+# How deep objects and arrays may nest in an event, the event object itself being level 1 (so a
+# payload may nest 63 levels). Deeper input is answered 422 `too_deep`: every consumer down the
+# line can then parse and re-encode what the collector accepted (orjson re-encodes at most 254
+# levels, Python's json module about 1,000).
+MAX_DEPTH = 64
+# At most this many problems are listed for one rejected event; each text in them at most
+# `MAX_DETAIL_CHARS` characters. Replies and dead-letter records stay small whatever was sent.
+MAX_DETAILS = 20
+MAX_DETAIL_CHARS = 200
 
 
 def _text(field: str) -> Any:

@@ -26,7 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from collector import logs
 from collector.app import create_app, kafka_sink
-from collector.settings import Settings
+from collector.settings import Settings, SettingsProblem, load
 
 log = logging.getLogger("collector")
 
@@ -191,8 +191,13 @@ def supervise(settings: Settings) -> int:
 
 
 def main() -> int:
-    """Read the settings once and serve."""
-    settings = Settings()
+    """Read the settings once and serve; exit 2 naming what is wrong with them (never a value)."""
+    try:
+        settings = load()
+    except SettingsProblem as problem:
+        for line in problem.lines:
+            print(f"collector: {line}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_level)
     if settings.workers == 1:
         return serve(settings)

@@ -12,12 +12,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from hmac import compare_digest
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import orjson
 
 from collector import encoding
 from collector.envelope import Accepted, Enveloper, Rejected, TooManyEvents, Verdict
+from collector.limits import fit_body_limit
 from collector.logs import Throttle
 from collector.metrics import Metrics
 from collector.problems import Problem
@@ -27,11 +28,19 @@ from collector.sinks import Record, Sink
 
 log = logging.getLogger("collector")
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 
 JSON_HEADERS: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
 _ACCEPTED_PREFIX = b'{"status":"accepted","root_id":"'
+# Bodies this large (or compressed ones this large) are parsed on a worker thread, so that the
+# event loop, which answers the probes, gets the interpreter every few milliseconds meanwhile.
+OFFLOAD_BYTES = 65_536
+# A batch reply lists each rejected element's message and details only while it stays within
+# the request's own size (at least this much); past that, the dead-letter record has them.
+MIN_REPLY_BUDGET_BYTES = 65_536
 
 
 class Reply(NamedTuple):
@@ -59,12 +68,19 @@ class CollectService:
         self.metrics = metrics
         self.enveloper = enveloper
         self.draining = False
+        self.configured_body_bytes = settings.max_body_bytes
+        # What the topics can hold may be less (`fit_topics`); `/metrics` shows the one in force.
         self.max_body_bytes = settings.max_body_bytes
+        self.metrics.body_limit_bytes.set(settings.max_body_bytes)
+        self._topics = (settings.raw_topic, settings.dead_letter_topic)
+        self._short: str | None = None
         self.request_timeout_s = settings.request_timeout_s
         self._raw_topic = settings.raw_topic
         self._dead_letter_topic = settings.dead_letter_topic
         self._ack_timeout_s = settings.ack_timeout_s
-        self._bearers = tuple(b"Bearer " + key.encode() for key in settings.api_keys)
+        self._keys = tuple(key.encode() for key in settings.api_keys)
+        # A 401 is logged at most once a second per client address.
+        self._refusals = Throttle(interval_s=1.0)
         self._retry_headers = [
             *JSON_HEADERS,
             (b"retry-after", str(settings.retry_after_s).encode()),
@@ -94,15 +110,20 @@ class CollectService:
             headers = [*JSON_HEADERS, (b"connection", b"close")]
         return Reply(problem.status, body, headers)
 
-    def gate(self, length: bytes | None, authorization: bytes | None) -> Reply | None:
+    def gate(
+        self, length: bytes | None, authorization: bytes | None, client: str = ""
+    ) -> Reply | None:
         """Answers due before the body is read (401, 503 draining, 429, 413 by Content-Length)."""
-        if self._bearers and not self._authorized(authorization):
-            return self._problems[Problem.UNAUTHORIZED]
+        key = b""
+        if self._keys:
+            refused, key = self._authorize(authorization)
+            if refused:
+                return self._unauthorized(refused, client)
         if self.draining:
             return self._problems[Problem.DRAINING]
         if self._limiter is not None:
-            # Per API key (the bearer was just checked); one shared bucket when keys are off.
-            wait_s = self._limiter.take(authorization if self._bearers and authorization else b"")
+            # Per API key (just checked); one shared bucket when keys are off.
+            wait_s = self._limiter.take(key)
             if wait_s:
                 return self._rate_limited(wait_s)
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
@@ -110,7 +131,11 @@ class CollectService:
         return None
 
     async def respond(
-        self, headers: Iterable[tuple[bytes, bytes]], receive: Receive, handler: Handler
+        self,
+        headers: Iterable[tuple[bytes, bytes]],
+        receive: Receive,
+        handler: Handler,
+        client: str = "",
     ) -> Reply:
         """The answer to one collect request: the gate, the body within its deadline, `handler`."""
         length = authorization = None
@@ -122,19 +147,22 @@ class CollectService:
                 authorization = value
             elif name == b"content-encoding":
                 content_codings.append(value)
-        reply = self.gate(length, authorization)
+        reply = self.gate(length, authorization, client)
         if reply is not None:
             return reply
         codings = encoding.codings(content_codings) if content_codings else []
         if isinstance(codings, encoding.Unsupported):
             return self._problems[Problem.UNSUPPORTED_ENCODING]
+        if isinstance(codings, encoding.TooManyCodings):
+            return self._problems[Problem.TOO_MANY_ENCODINGS]
+        limit = self.max_body_bytes
         try:
             async with asyncio.timeout(self.request_timeout_s):
-                body = await read_body(receive, self.max_body_bytes)
+                body = await read_body(receive, limit)
         except TimeoutError:
             return self._problems[Problem.REQUEST_TIMEOUT]
         if body is not None and codings:
-            decoded = encoding.decode(body, codings, self.max_body_bytes)
+            decoded = await off_loop(len(body), encoding.decode, body, codings, limit)
             if isinstance(decoded, encoding.Corrupt):
                 rejection = self.enveloper.undecodable(body, decoded.coding, decoded.reason)
                 return await self.single_rejection(rejection)
@@ -147,16 +175,50 @@ class CollectService:
         retry_after = (b"retry-after", str(retry_after_s(wait_s)).encode())
         return Reply(429, reply.body, [*reply.headers, retry_after])
 
-    def _authorized(self, authorization: bytes | None) -> bool:
+    def _authorize(self, authorization: bytes | None) -> tuple[str, bytes]:
+        """("", the key) for a valid `Bearer <key>` (the scheme in any case, RFC 9110 section
+        11.1), else (why not, b"")."""
         if authorization is None:
-            return False
+            return "missing", b""
+        scheme, _, token = authorization.strip().partition(b" ")
+        token = token.strip()
+        if scheme.lower() != b"bearer" or not token:
+            return "malformed", b""
         # Constant-time against every key, so timing tells nothing about which one nearly matched.
-        matches = [compare_digest(authorization, bearer) for bearer in self._bearers]
-        return any(matches)
+        matches = [compare_digest(token, key) for key in self._keys]
+        return ("", token) if any(matches) else ("wrong_key", b"")
+
+    def _unauthorized(self, reason: str, client: str) -> Reply:
+        self.metrics.unauthorized.labels(reason).inc()
+        if self._refusals.allow(client):
+            log.warning(
+                "request without a valid API key", extra={"client": client, "reason": reason}
+            )
+        return self._problems[Problem.UNAUTHORIZED]
+
+    def fit_topics(self, max_message_bytes: dict[str, int]) -> None:
+        """Bring the body limit within what the topics hold (their `max.message.bytes`, as the
+        sink reads them at start-up and every few minutes), so every accepted body can be stored."""
+        raw, dead_letter = self._topics
+        if raw not in max_message_bytes or dead_letter not in max_message_bytes:
+            return
+        fit = fit_body_limit(
+            self.configured_body_bytes,
+            (raw, max_message_bytes[raw]),
+            (dead_letter, max_message_bytes[dead_letter]),
+        )
+        self.max_body_bytes = fit.body_bytes
+        self.metrics.body_limit_bytes.set(fit.body_bytes)
+        if fit.short != self._short:
+            if fit.short:
+                log.error("body limit lowered to fit the topics", extra={"problem": fit.short})
+            else:
+                log.info("body limit back to COLLECTOR_MAX_BODY_BYTES")
+            self._short = fit.short
 
     async def single(self, body: bytes) -> Reply:
         """One event: 202 once Kafka has it, 400/422 once its dead-letter record is stored."""
-        outcome = self.enveloper.event(body)
+        outcome = await off_loop(len(body), self.enveloper.event, body)
         delivery = self.sink.publish((self._record(outcome),), self._ack_timeout_s)
         error = (await delivery.future)[0]
         if error is not None:
@@ -170,7 +232,7 @@ class CollectService:
 
     async def batch(self, body: bytes) -> Reply:
         """A JSON array: one result per element; 202 if all settled, 503 if any must be resent."""
-        outcomes = self.enveloper.batch(body)
+        outcomes = await off_loop(len(body), self.enveloper.batch, body)
         if type(outcomes) is TooManyEvents:
             return self._problems[Problem.BATCH_TOO_LARGE]
         if type(outcomes) is Rejected:
@@ -181,6 +243,7 @@ class CollectService:
         errors = await delivery.future
         results: list[dict[str, Any]] = []
         accepted = rejected = retry = 0
+        budget = max(MIN_REPLY_BUDGET_BYTES, len(body))
         dead_lettered: dict[Problem, int] = {}
         for index, (outcome, error) in enumerate(zip(outcomes, errors, strict=True)):
             if error is None:
@@ -193,12 +256,18 @@ class CollectService:
                 assert type(outcome) is Rejected
                 rejected += 1
                 dead_lettered[outcome.code] = dead_lettered.get(outcome.code, 0) + 1
+                said_error = _error(outcome)
+                # Details only while the reply stays within budget: never a reply many times
+                # the size of the request (1,000 rejected elements could otherwise say megabytes).
+                budget -= len(orjson.dumps(said_error))
+                if budget < 0:
+                    said_error = {"code": outcome.code, "message": "", "details": []}
                 results.append(
                     {
                         "index": index,
                         "status": "rejected",
                         "root_id": outcome.root_id,
-                        "error": _error(outcome),
+                        "error": said_error,
                     }
                 )
                 continue
@@ -275,6 +344,13 @@ class CollectService:
 
 def _error(rejection: Rejected) -> dict[str, Any]:
     return {"code": rejection.code, "message": rejection.message, "details": rejection.details}
+
+
+async def off_loop(size: int, work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """`work(*args)` on a worker thread when its input is `size` bytes past OFFLOAD_BYTES."""
+    if size < OFFLOAD_BYTES:
+        return work(*args, **kwargs)
+    return await asyncio.to_thread(work, *args, **kwargs)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | None:

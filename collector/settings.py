@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 
 class Settings(BaseSettings):
@@ -34,11 +34,19 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=0)
     workers: int = Field(1, ge=1)
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field((), repr=False)
+    # Without keys the collector starts only when this says so: never open by accident.
+    allow_anonymous: bool = False
     kafka_properties: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
     readiness_interval_s: float = Field(2.0, gt=0)
     drain_timeout_s: float = Field(25.0, gt=0)
     # A client has this long to send a whole request (headers, then body); then 408, cut off.
     request_timeout_s: float = Field(10.0, gt=0)
+    # A request's line and headers, in bytes and in fields; over either, 431 before anything else.
+    max_header_bytes: int = Field(32_768, ge=1_024)
+    max_headers: int = Field(100, ge=8)
+    # Requests in flight at once (uvicorn's limit_concurrency, done here to answer 503 with
+    # Retry-After); each may hold a body of up to max_body_bytes. Probes are always answered.
+    max_concurrency: int = Field(256, ge=1)
     log_level: str = "INFO"
     # Collect requests per second allowed per API key (one shared bucket when keys are off), with
     # bursts up to `rate_limit_burst` (default: one second's worth); 0 turns the limit off.
@@ -47,12 +55,36 @@ class Settings(BaseSettings):
     # Origins allowed to post from a browser (CORS), comma-separated, `*` for any; none by default.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("cors_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
+        return _split(value) if isinstance(value, str) else value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _key_list(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return tuple(key.strip() for key in value.split(",") if key.strip())
+            # Set but blank (" , ") is a mistake, never "no keys, so open to all".
+            value = _split(value)
+            if not value:
+                raise ValueError("set but holds no key: give comma-separated keys, or unset it")
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_tokens(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        if any(char.isspace() or not char.isprintable() for key in keys for char in key):
+            raise ValueError("a key holds a space or a control character, which no bearer can send")
+        return keys
+
+    @model_validator(mode="after")
+    def _keys_or_anonymous(self) -> Settings:
+        if not self.api_keys and not self.allow_anonymous:
+            raise ValueError(
+                "no API keys: set COLLECTOR_API_KEYS, or COLLECTOR_ALLOW_ANONYMOUS=true to accept "
+                "requests without one"
+            )
+        return self
 
     @field_validator("log_level")
     @classmethod
@@ -61,3 +93,45 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+class SettingsProblem(Exception):
+    """Settings that cannot be used: one line per variable, naming it and what is wrong."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def load(prefix: str = "COLLECTOR_") -> Settings:
+    """The settings from the environment; SettingsProblem, which never holds a value, if wrong."""
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise SettingsProblem(problem_lines(exc, prefix)) from None
+
+
+def problem_lines(exc: ValidationError | SettingsError, prefix: str) -> list[str]:
+    """What is wrong, one line per variable, without its value (it may be a password)."""
+    if isinstance(exc, SettingsError):
+        # pydantic-settings could not parse a JSON value; its message names the field only.
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "?"
+        cause = exc.__cause__
+        reason = f"not valid JSON ({cause})" if cause is not None else "could not be parsed"
+        return [f"{prefix}{field.upper()}: {reason}"]
+    lines: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = [str(part) for part in error["loc"]]
+        message = error["msg"].removeprefix("Value error, ")
+        if not loc:  # a rule across variables: its message names them
+            lines.setdefault(message, message)
+            continue
+        name = loc[0].upper()
+        variable = name if name.startswith(prefix) else prefix + name
+        inside = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
+        lines.setdefault(variable, f"{variable}{inside}: {message}")
+    return list(lines.values())

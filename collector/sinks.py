@@ -7,19 +7,23 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
+from collector.limits import producer_max_bytes
 from collector.logs import Throttle, librdkafka_logger
 from collector.problems import Problem
 
 log = logging.getLogger("collector.sink")
 
 _TOO_LARGE_CODES = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
+
+# Told each topic's max.message.bytes whenever they are read.
+LimitsWatcher = Callable[[dict[str, int]], None]
 
 
 class Record(NamedTuple):
@@ -79,6 +83,9 @@ class Sink(Protocol):
     def queue_depth(self) -> int:
         """Records handed over but not yet acknowledged."""
 
+    def watch_limits(self, watcher: LimitsWatcher) -> None:
+        """Call `watcher` with each topic's max.message.bytes whenever they are read."""
+
     async def close(self, timeout_s: float) -> int:
         """Flush for up to `timeout_s`; the number of records left undelivered."""
 
@@ -125,9 +132,10 @@ def producer_config(
         # Bounded memory: past this the producer raises BufferError and the client gets 503.
         "queue.buffering.max.messages": 200_000,
         "queue.buffering.max.kbytes": 262_144,
-        # Room for the largest envelope or dead-letter record of a body under the limit (JSON
-        # escaping can grow control characters sixfold); the broker keeps its own limit.
-        "message.max.bytes": min(1_000_000_000, max(1_000_000, 6 * max_body_bytes + 65_536)),
+        # Room for the largest envelope or dead-letter record of a body under the limit (a dead
+        # letter holds it as base64 when escaping would take more room); the topics' own limits
+        # are read by the readiness check, and the body limit shrinks to fit them.
+        "message.max.bytes": min(1_000_000_000, producer_max_bytes(max_body_bytes)),
         "client.id": "event-collector",
     }
     config.update(extra or {})
@@ -160,6 +168,8 @@ class KafkaSink:
         self._admin: AdminClient | None = None
         # Per topic: its min.insync.replicas and when it was read (it rarely changes).
         self._min_insync: dict[str, tuple[int, float]] = {}
+        self._max_message_bytes: dict[str, int] = {}
+        self._limits_watchers: list[LimitsWatcher] = []
         self._throttle = Throttle(interval_s=10.0)
 
     async def start(self) -> None:
@@ -189,6 +199,10 @@ class KafkaSink:
     def queue_depth(self) -> int:
         """Records in librdkafka's queue, not yet acknowledged."""
         return len(self._producer) if self._producer is not None else 0
+
+    def watch_limits(self, watcher: LimitsWatcher) -> None:
+        """Call `watcher` (on the event loop) with the topics' max.message.bytes once read."""
+        self._limits_watchers.append(watcher)
 
     def publish(self, records: Sequence[Record], timeout_s: float) -> Delivery:
         """Produce every record; a full queue or a produce error settles the rest at once."""
@@ -297,6 +311,10 @@ class KafkaSink:
                 # died or stalled) is not yet an outage.
                 await asyncio.sleep(self._readiness_interval_s)
                 continue
+            if self._max_message_bytes:
+                limits = dict(self._max_message_bytes)
+                for watcher in self._limits_watchers:
+                    watcher(limits)
             up = problem is None
             if up and not self._up:
                 log.info("kafka ready")
@@ -337,7 +355,10 @@ class KafkaSink:
         return None
 
     def _min_insync_replicas(self, topic: str, timeout_s: float) -> int:
-        """The topic's min.insync.replicas, read again every few minutes; 1 if unreadable."""
+        """The topic's min.insync.replicas, read again every few minutes; 1 if unreadable.
+
+        Its max.message.bytes is read with it, for the body limit (`watch_limits`).
+        """
         known = self._min_insync.get(topic)
         if known is not None and time.monotonic() - known[1] < _TOPIC_CONFIG_MAX_AGE_S:
             return known[0]
@@ -346,8 +367,12 @@ class KafkaSink:
         try:
             resource = ConfigResource("topic", topic)
             configs = self._admin.describe_configs([resource], request_timeout=timeout_s)
-            entry = configs[resource].result(timeout=timeout_s).get("min.insync.replicas")
+            entries = configs[resource].result(timeout=timeout_s)
+            entry = entries.get("min.insync.replicas")
             value = int(entry.value) if entry is not None else value
+            size = entries.get("max.message.bytes")
+            if size is not None:
+                self._max_message_bytes[topic] = int(size.value)
         except (KafkaException, ValueError, TypeError) as exc:
             # Without DescribeConfigs rights readiness still checks leaders; say so once.
             if self._throttle.allow("describe:" + topic):
@@ -382,6 +407,7 @@ class MemorySink:
         self.hold = hold
         self.reachable = True
         self.closed = False
+        self.watchers: list[LimitsWatcher] = []
         self._held: list[Delivery] = []
 
     async def start(self) -> None:
@@ -400,6 +426,10 @@ class MemorySink:
     def queue_depth(self) -> int:
         """Deliveries being held back."""
         return len(self._held)
+
+    def watch_limits(self, watcher: LimitsWatcher) -> None:
+        """Kept in `watchers`: a test calls them with the limits it wants the topics to have."""
+        self.watchers.append(watcher)
 
     def publish(self, records: Sequence[Record], timeout_s: float) -> Delivery:
         """Acknowledge on the next loop turn, fail with `failure`, or never answer (`hold`)."""

@@ -30,6 +30,7 @@ def make_settings(**overrides: Any) -> Settings:
         "raw_topic": RAW,
         "dead_letter_topic": DLQ,
         "ack_timeout_s": 2.0,
+        "allow_anonymous": True,
         **overrides,
     }
     return Settings(**values)

@@ -308,7 +308,6 @@ def test_numbers_beyond_a_double_are_kept_exactly_in_batches() -> None:
         b'{"event_type":"T","schema_version":"1","payload":{"x":-Infinity}}',
         b'{"event_type":"T","schema_version":"1","payload":{"x":"\\ud800"}}',
         b'{"event_type":"T","schema_version":"1","payload":{"beyond_a_double":1e400}}',
-        b"[" * 100_000,
     ],
 )
 def test_not_json_or_unreadable_by_consumers_is_invalid_json(body: bytes) -> None:

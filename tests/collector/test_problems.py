@@ -21,7 +21,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "collector.md"
 def test_every_problem_is_complete_and_consistent(problem: Problem) -> None:
     assert problem.value == str(problem)
     assert problem.value.isidentifier()
-    assert problem.status in {400, 401, 408, 413, 415, 422, 429, 503}
+    assert problem.status in {400, 401, 408, 413, 415, 422, 429, 431, 503}
     assert problem.message
     assert isinstance(problem.retryable, bool)
     assert isinstance(problem.dead_lettered, bool)
