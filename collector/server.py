@@ -18,22 +18,24 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from http import HTTPStatus
 from types import FrameType
 from typing import Any
 
+import httptools
+import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from collector import logs
 from collector.app import create_app, kafka_sink
+from collector.problems import Problem
+from collector.routes import HEALTHZ, READYZ
 from collector.settings import Settings, SettingsProblem, load
 
 log = logging.getLogger("collector")
 
 _PR_SET_PDEATHSIG = 1
-
-
-_TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -62,7 +64,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def _timed_out(self) -> None:
         self._header_timer = None
         if not self.transport.is_closing():
-            self.transport.write(_TIMED_OUT)
+            self.transport.write(_canned(Problem.REQUEST_TIMEOUT))
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -80,6 +82,166 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+
+class LimitedProtocol(HeaderTimeoutProtocol):
+    """Bounds every request before the app sees it, on every route.
+
+    - Headers: at most `max_header_bytes` (request line included) and `max_headers` fields, counted
+      as they arrive (httptools would buffer a 64 MB header whole); over either, 431 and closed.
+      Checked before anything else, the API key included.
+    - Body: the rest of the request must arrive within `body_timeout_s` of its headers, whether
+      or not anything reads it (a 404 or 405 is answered at once, and uvicorn would then read and
+      discard a trickled body forever); then 408 if nothing was answered yet, and closed.
+    - Requests in flight: at most `max_concurrency` (uvicorn's limit_concurrency answers without
+      `Retry-After`); over it, 503 `overloaded` with `Retry-After`, and closed. The probes are
+      always answered, so a busy replica is not restarted for being busy.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        max_header_bytes: int,
+        max_headers: int,
+        body_timeout_s: float,
+        max_concurrency: int,
+        retry_after_s: int,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_header_bytes = max_header_bytes
+        self._max_headers = max_headers
+        self._body_timeout_s = body_timeout_s
+        self._max_concurrency = max_concurrency
+        self._retry_after = str(retry_after_s).encode()
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_tail = b""
+        self._header_count = 0
+        self._refused = False
+        self._body_timer: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._in_head:
+            # Only the bytes up to the blank line ending the headers count (a small POST
+            # arrives with its body in the same read).
+            seen = self._head_tail + data
+            end = _end_of_head(seen)
+            self._head_bytes += len(data) if end < 0 else max(0, end - len(self._head_tail))
+            if self._head_bytes > self._max_header_bytes:
+                self._refuse(Problem.HEADERS_TOO_LARGE)
+                return
+            self._head_tail = seen[-3:]
+            if end >= 0:
+                self._in_head = False
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        if self._refused:
+            return
+        self._header_count = 0
+        super().on_message_begin()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
+        self._header_count += 1
+        if self._header_count > self._max_headers:
+            self._refuse(Problem.HEADERS_TOO_LARGE)
+            return
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._refused:
+            return
+        if len(self.tasks) >= self._max_concurrency and not self._is_probe():
+            self._refuse(Problem.OVERLOADED)
+            return
+        super().on_headers_complete()
+        self._body_timer = self.loop.call_later(self._body_timeout_s, self._body_timed_out)
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        self._cancel_body_timer()
+        # What arrives next is the next request's head.
+        self._in_head, self._head_bytes, self._head_tail = True, 0, b""
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_body_timer()
+        super().connection_lost(exc)
+
+    def _is_probe(self) -> bool:
+        return httptools.parse_url(self.url).path in _ALWAYS_ANSWERED
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or not self.cycle.response_started:
+            self.transport.write(_canned(Problem.REQUEST_TIMEOUT))
+        self.transport.close()
+
+    def _refuse(self, problem: Problem) -> None:
+        self._refused = True
+        self._cancel_body_timer()
+        if not self.transport.is_closing():
+            self.transport.write(_canned(problem, self._retry_after))
+            self.transport.close()
+
+
+# Answered even when the replica is at its concurrency limit (liveness, readiness).
+_ALWAYS_ANSWERED = frozenset({HEALTHZ.encode(), READYZ.encode()})
+
+
+def _end_of_head(data: bytes) -> int:
+    """Where the blank line ending a request's headers ends in `data`, -1 if not there."""
+    ends = [i + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (i := data.find(mark)) >= 0]
+    return min(ends, default=-1)
+
+
+def _canned(problem: Problem, retry_after: bytes = b"1") -> bytes:
+    """A complete answer written by the protocol itself, as the app's problem replies read."""
+    body = orjson.dumps(
+        {
+            "status": problem.reply_status,
+            "error": {"code": problem, "message": problem.message, "details": []},
+        }
+    )
+    head = [
+        f"HTTP/1.1 {problem.status} {HTTPStatus(problem.status).phrase}".encode(),
+        b"content-type: application/json",
+        b"content-length: " + str(len(body)).encode(),
+        b"connection: close",
+    ]
+    if problem.retryable and problem.status == 503:
+        head.append(b"retry-after: " + retry_after)
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+def protocol(settings: Settings) -> Callable[..., LimitedProtocol]:
+    """The HTTP protocol uvicorn runs for each connection, with the settings' limits."""
+    return functools.partial(
+        LimitedProtocol,
+        header_timeout_s=settings.request_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        body_timeout_s=settings.request_timeout_s,
+        max_concurrency=settings.max_concurrency,
+        retry_after_s=settings.retry_after_s,
+    )
 
 
 class DrainingServer(uvicorn.Server):
@@ -108,9 +270,7 @@ def serve(settings: Settings, sock: socket.socket | None = None) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=functools.partial(  # type: ignore[arg-type]
-            HeaderTimeoutProtocol, header_timeout_s=settings.request_timeout_s
-        ),
+        http=protocol(settings),  # type: ignore[arg-type]
         ws="none",
         lifespan="on",
         access_log=False,

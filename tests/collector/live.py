@@ -10,19 +10,33 @@ from typing import Any
 import uvicorn
 
 from collector.app import create_app
+from collector.server import protocol
 from collector.sinks import MemorySink
 from devstack.proc import free_port, wait_until
 from tests.collector.conftest import make_settings
 
 
 @contextmanager
-def live_collector(**overrides: Any) -> Iterator[tuple[str, MemorySink]]:
-    """`with live_collector(**settings) as (url, sink)`: uvicorn in a thread, stopped after."""
-    sink = MemorySink()
+def live_collector(
+    sink: MemorySink | None = None, *, limits: bool = False, **overrides: Any
+) -> Iterator[tuple[str, MemorySink]]:
+    """`with live_collector(**settings) as (url, sink)`: uvicorn in a thread, stopped after.
+
+    With `limits`, uvicorn runs the collector's own HTTP protocol (header, body and concurrency
+    limits), as `python -m collector` does.
+    """
+    sink = sink or MemorySink()
     port = free_port()
-    app = create_app(make_settings(port=port, **overrides), sink)
+    settings = make_settings(port=port, **overrides)
+    app = create_app(settings, sink)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="on", log_config=None, access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        **({"http": protocol(settings)} if limits else {}),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
