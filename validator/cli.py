@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from validator import contracts
-from validator.settings import DEFAULT_CONTRACTS_DIR, Settings
+from validator.settings import DEFAULT_CONTRACTS_DIR, Settings, problems
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is logged as a field.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -40,7 +42,12 @@ def run_service() -> int:
     from validator.loop import Validator, ValidatorError
     from validator.server import serve
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except (ValidationError, SettingsError) as exc:
+        for line in problems(exc):
+            print(f"validator: {line}", file=sys.stderr)
+        return 2
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)

@@ -18,10 +18,21 @@ import orjson
 IDS_PER_RECORD = 5_000
 
 
-def encode_seen(entries: Sequence[tuple[str, int]]) -> Iterator[bytes]:
-    """Changelog values: `[[event_id, first_seen_ms], ...]`, at most IDS_PER_RECORD each."""
+def encode_seen(entries: Sequence[tuple[str, int]], max_bytes: int = 524_288) -> Iterator[bytes]:
+    """Changelog values: `[[event_id, first_seen_ms], ...]`, at most IDS_PER_RECORD each and no
+    larger than `max_bytes` (ids full of escaped characters are split further)."""
     for start in range(0, len(entries), IDS_PER_RECORD):
-        yield orjson.dumps(entries[start : start + IDS_PER_RECORD])
+        yield from _within(entries[start : start + IDS_PER_RECORD], max_bytes)
+
+
+def _within(entries: Sequence[tuple[str, int]], max_bytes: int) -> Iterator[bytes]:
+    value = orjson.dumps(entries)
+    if len(value) <= max_bytes or len(entries) == 1:
+        yield value
+        return
+    half = len(entries) // 2
+    yield from _within(entries[:half], max_bytes)
+    yield from _within(entries[half:], max_bytes)
 
 
 def decode_seen(value: bytes | None) -> list[tuple[str, int]]:

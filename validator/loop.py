@@ -26,17 +26,30 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+)
 
 from validator.contracts import Registry
 from validator.dedup import SeenIds, decode_seen, encode_seen
 from validator.settings import Settings
-from validator.verdict import Invalid, Source, judge
+from validator.verdict import Invalid, Reason, Source, Verdict, dead_letter, judge
 
 log = logging.getLogger("validator")
 
 _EXPIRE_EVERY_S = 60.0
 _RESTORE_TIMEOUT_S = 300.0
+# Kafka's own default max.message.bytes, assumed for a topic whose configuration is unreadable.
+KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+# librdkafka's default batch.size, lowered when a topic holds less.
+_BATCH_BYTES = 1_000_000
+# A record batch's header and a record's own framing, with room to spare.
+_FRAMING_BYTES = 4_096
+# The smallest max.message.bytes an output topic may have: room for a dead letter without its raw
+# record (ids, source, reason).
+MIN_OUTPUT_MAX_BYTES = 65_536
 
 
 class RawTopicMissing(RuntimeError):
@@ -75,6 +88,55 @@ def utc_text(seconds: float) -> str:
 def kafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return {"bootstrap.servers": settings.kafka_bootstrap_servers, **extra,
             **settings.kafka_properties}  # fmt: skip
+
+
+def topic_max_bytes(settings: Settings, topics: list[str]) -> dict[str, int]:
+    """Each topic's max.message.bytes (Kafka's default for one whose config is unreadable)."""
+    admin = AdminClient(kafka_config(settings, log_level=3))
+    limits = dict.fromkeys(topics, KAFKA_DEFAULT_MAX_MESSAGE_BYTES)
+    resources = [ConfigResource("topic", topic) for topic in topics]
+    for resource, future in admin.describe_configs(resources, request_timeout=30).items():
+        try:
+            entry = future.result(timeout=30).get("max.message.bytes")
+            if entry is not None:
+                limits[resource.name] = int(entry.value)
+        except (KafkaException, ValueError) as exc:
+            log.warning(
+                "topic config unreadable; Kafka's default max.message.bytes assumed",
+                extra={"topic": resource.name, "error": str(exc)},
+            )
+    return limits
+
+
+def record_room(max_message_bytes: int) -> int:
+    """The largest record (value, key, headers) to hand the producer for a topic of this limit:
+    the broker counts the batch with its framing (librdkafka sends a batch uncompressed when
+    compression would make it larger)."""
+    return max_message_bytes - _FRAMING_BYTES
+
+
+def chain_problems(settings: Settings, limits: dict[str, int]) -> list[str]:
+    """Where the size chain breaks: an output topic that cannot hold what the raw topic can.
+
+    The collector keeps its records 16 KiB under the raw topic's limit (collector/limits.py), room
+    for the validator's members: a validated topic with the raw topic's limit holds them all.
+    """
+    raw = limits[settings.raw_topic]
+    problems = []
+    validated = limits[settings.validated_topic]
+    if validated < raw:
+        problems.append(
+            f"topic {settings.validated_topic} has max.message.bytes {validated:,}, less than "
+            f"{settings.raw_topic}'s {raw:,}: the largest events are dead-lettered as "
+            f"record_too_large; set it to at least {raw:,}"
+        )
+    for topic in (settings.dead_letter_topic, settings.dedup_topic):
+        if limits[topic] < MIN_OUTPUT_MAX_BYTES:
+            problems.append(
+                f"topic {topic} has max.message.bytes {limits[topic]:,}; it needs at least "
+                f"{MIN_OUTPUT_MAX_BYTES:,}"
+            )
+    return problems
 
 
 def ensure_dedup_topic(settings: Settings) -> int:
@@ -137,6 +199,15 @@ class Validator:
         self._window_ms = int(settings.dedup_window_s * 1000)
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
+        # Per output topic, the largest record it takes (record_room of its max.message.bytes).
+        self._room: dict[str, int] = {}
+        # A batch whose transaction keeps aborting is retried in halves, down to one record; a
+        # record that still cannot be written is replaced by a bare dead letter (`_unwritable`).
+        self._batch_cap: int | None = None
+        self._capped_left = 0
+        self._abort_at: tuple[int, int] | None = None
+        self._aborts_here = 0
+        self._unwritable: dict[tuple[int, int], str] = {}
 
     # ------------------------------------------------------------ set-up and rebalances
 
@@ -223,10 +294,30 @@ class Validator:
             delay_s = min(2 * delay_s, 5.0)
         return False
 
+    def _check_chain(self) -> dict[str, Any]:
+        """Read the topics' limits; say where the size chain breaks; the producer's size settings.
+
+        The producer takes any record an output topic takes (librdkafka's default 1,000,000-byte
+        message.max.bytes stopped the validator for good on a raw record the collector had
+        written); a record over its topic's room is dead-lettered instead (`_fit`).
+        """
+        settings = self.settings
+        outputs = [settings.validated_topic, settings.dead_letter_topic, settings.dedup_topic]
+        limits = topic_max_bytes(settings, [settings.raw_topic, *outputs])
+        self._room = {topic: record_room(limits[topic]) for topic in outputs}
+        log.info("size limits (max.message.bytes)", extra={"topics": limits})
+        for problem in chain_problems(settings, limits):
+            log.error("size chain broken", extra={"problem": problem})
+        return {
+            "message.max.bytes": max(_BATCH_BYTES, *(limits[topic] for topic in outputs)),
+            "batch.size": max(1024, min(_BATCH_BYTES, *(self._room.values()))),
+        }
+
     def run(self) -> None:
         settings = self.settings
         if not self._wait_for_topics():
             return
+        sizes = self._check_chain()
         producer = Producer(
             kafka_config(
                 settings,
@@ -238,6 +329,7 @@ class Validator:
                     "linger.ms": 5,
                     "compression.type": "lz4",
                     "log_level": 3,
+                    **sizes,
                 },
             )
         )
@@ -300,6 +392,8 @@ class Validator:
         assert self._producer is not None
         assert self._consumer is not None
         producer, consumer = self._producer, self._consumer
+        if self._batch_cap is not None and len(batch) > self._batch_cap:
+            batch = self._keep_first(batch, self._batch_cap)
         starts: dict[int, int] = {}
         for message in batch:
             partition, offset = _where(message)
@@ -324,6 +418,7 @@ class Validator:
             for seen in self._seen.values():
                 seen.abort()
             self.counts.aborted += 1
+            self._aborted(batch, str(error))
             for partition, offset in starts.items():
                 try:
                     consumer.seek(TopicPartition(self.settings.raw_topic, partition, offset))
@@ -333,6 +428,7 @@ class Validator:
             return
         for seen in self._seen.values():
             seen.commit()
+        self._committed(batch)
         counts = self.counts
         counts.transactions += 1
         counts.consumed += len(batch)
@@ -341,6 +437,67 @@ class Validator:
         counts.duplicates += outcome.duplicates
         for reason, n in outcome.by_reason.items():
             counts.by_reason[reason] = counts.by_reason.get(reason, 0) + n
+
+    def _keep_first(self, batch: list[Message], count: int) -> list[Message]:
+        """The first `count` records; the consumer is rewound to read the others again."""
+        assert self._consumer is not None
+        rewind: dict[int, int] = {}
+        for message in batch[count:]:
+            partition, offset = _where(message)
+            rewind[partition] = min(offset, rewind.get(partition, offset))
+        for partition, offset in rewind.items():
+            self._consumer.seek(TopicPartition(self.settings.raw_topic, partition, offset))
+        return batch[:count]
+
+    def _aborted(self, batch: list[Message], error: str) -> None:
+        """After an abort: twice in a row at the same record, retry in halves; a lone record
+        aborted three times is written as a bare dead letter (the stream never stalls on it)."""
+        first = _where(batch[0])
+        self._aborts_here = self._aborts_here + 1 if first == self._abort_at else 1
+        self._abort_at = first
+        if len(batch) > 1 and self._aborts_here >= 2:
+            self._batch_cap = len(batch) // 2
+            self._capped_left = max(self._capped_left, len(batch))
+            self._aborts_here = 0
+        elif len(batch) == 1 and self._aborts_here >= 3:
+            log.error(
+                "record cannot be written; dead-lettered without it",
+                extra={"partition": first[0], "offset": first[1], "error": error},
+            )
+            self._unwritable[first] = error
+
+    def _committed(self, batch: list[Message]) -> None:
+        self._abort_at, self._aborts_here = None, 0
+        for message in batch:
+            self._unwritable.pop(_where(message), None)
+        if self._batch_cap is not None:
+            self._capped_left -= len(batch)
+            if self._capped_left <= 0:
+                self._batch_cap = None
+
+    def _fit(
+        self, verdict: Verdict, message: Message, source: Source, now_text: str
+    ) -> tuple[str, Verdict, Any]:
+        """Where the verdict goes, as what, with which headers: a record over its topic's room
+        becomes a dead letter (`record_too_large`) holding what fits."""
+        settings = self.settings
+        headers = message.headers()
+        topic = (
+            settings.dead_letter_topic if isinstance(verdict, Invalid) else settings.validated_topic
+        )
+        if _size(verdict.value, verdict.key, headers) <= self._room.get(topic, _BATCH_BYTES):
+            return topic, verdict, headers
+        raw = message.value() or b""
+        reason = verdict.reason if isinstance(verdict, Invalid) else Reason.RECORD_TOO_LARGE
+        kind = "validated" if reason is Reason.RECORD_TOO_LARGE else f"{reason.value} dead-letter"
+        written = _size(verdict.value, verdict.key, headers)
+        text = f"the {kind} record ({written:,} bytes) is larger than {topic} takes"
+        fitted = dead_letter(
+            message.key(), raw, verdict.event_id, source, reason, text, [],
+            validator_id=settings.validator_id, now_text=now_text,
+            max_bytes=self._room.get(settings.dead_letter_topic, _BATCH_BYTES),
+        )  # fmt: skip
+        return settings.dead_letter_topic, fitted, None
 
     @staticmethod
     def _commit(producer: Producer) -> None:
@@ -354,13 +511,37 @@ class Validator:
                     continue
                 raise
 
+    def _judge(self, message: Message, source: Source, now_text: str) -> Verdict:
+        """The verdict on one raw record, whatever it holds: an exception while judging it, or a
+        record that could not be written three times, is its own dead letter."""
+        settings = self.settings
+        key, value = message.key(), message.value() or b""
+        unwritable = self._unwritable.get((source.partition, source.offset))
+        if unwritable is not None:
+            return dead_letter(
+                key, value, None, source, Reason.UNWRITABLE,
+                f"its records could not be written: {unwritable}"[:1000], [],
+                validator_id=settings.validator_id, now_text=now_text, max_bytes=0,
+            )  # fmt: skip
+        try:
+            return judge(
+                key, value, source,
+                registry=self.registry, validator_id=settings.validator_id, now_text=now_text,
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - one record's failure never stops the stream
+            log.warning("record could not be judged", extra={"error": repr(exc)[:500]})
+            return dead_letter(
+                key, value, None, source, Reason.UNPROCESSABLE,
+                f"{type(exc).__name__}: {exc}"[:1000], [],
+                validator_id=settings.validator_id, now_text=now_text,
+                max_bytes=self._room.get(settings.dead_letter_topic, _BATCH_BYTES),
+            )  # fmt: skip
+
     def _produce_batch(self, producer: Producer, batch: list[Message]) -> _Outcome:
         settings = self.settings
         outcome = _Outcome()
         now_text = utc_text(self.clock())
-        raw_topic, validator_id = settings.raw_topic, settings.validator_id
-        validated_topic, dead_letter_topic = settings.validated_topic, settings.dead_letter_topic
-        registry = self.registry
+        raw_topic = settings.raw_topic
         # The ids let through, per partition: one changelog record each, not one per id.
         changelog: dict[int, list[tuple[str, int]]] = {}
         for message in batch:
@@ -369,14 +550,8 @@ class Validator:
             timestamp_ms = message.timestamp()[1]
             if timestamp_ms <= 0:
                 timestamp_ms = int(self.clock() * 1000)
-            verdict = judge(
-                message.key(),
-                message.value(),
-                Source(raw_topic, partition, offset, timestamp_ms),
-                registry=registry,
-                validator_id=validator_id,
-                now_text=now_text,
-            )
+            source = Source(raw_topic, partition, offset, timestamp_ms)
+            verdict = self._judge(message, source, now_text)
             event_id = verdict.event_id
             if event_id is not None:
                 seen = self._seen.get(partition)
@@ -386,22 +561,30 @@ class Validator:
                     outcome.duplicates += 1
                     continue
                 changelog.setdefault(partition, []).append((event_id, timestamp_ms))
+            topic, verdict, headers = self._fit(verdict, message, source, now_text)
             if isinstance(verdict, Invalid):
-                topic = dead_letter_topic
                 outcome.dead_letter += 1
                 outcome.by_reason[verdict.reason.value] = (
                     outcome.by_reason.get(verdict.reason.value, 0) + 1
                 )
             else:
-                topic = validated_topic
                 outcome.validated += 1
-            _produce(producer, topic, verdict.value, verdict.key, message.headers())
+            _produce(producer, topic, verdict.value, verdict.key, headers)
         for partition, entries in changelog.items():
             newest_ms = max(ts for _, ts in entries)
-            for value in encode_seen(entries):
+            room = min(524_288, self._room.get(settings.dedup_topic, _BATCH_BYTES))
+            for value in encode_seen(entries, room):
                 _produce(producer, settings.dedup_topic, value, None, None,
                          partition=partition, timestamp_ms=newest_ms)  # fmt: skip
         return outcome
+
+
+def _size(value: bytes, key: bytes | None, headers: Any) -> int:
+    """A record's size as librdkafka counts it against message.max.bytes."""
+    size = len(value) + len(key or b"")
+    for name, header in headers or ():
+        size += len(name) + len(header or b"")
+    return size
 
 
 def _where(message: Message) -> tuple[int, int]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 # In the image the contracts sit beside the package; in a checkout, at the repository's top.
 DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
@@ -61,3 +61,19 @@ class Settings(BaseSettings):
     def transactional_id(self) -> str:
         """Stable per validator: a restart under the same id fences and aborts its old self."""
         return f"{self.group_id}-{self.validator_id}"
+
+
+def problems(exc: ValidationError | SettingsError) -> list[str]:
+    """What is wrong with the settings, one line per variable, never a value (it may be a
+    password): `VALIDATOR_KAFKA_PROPERTIES (at x): Input should be a valid string`."""
+    if isinstance(exc, SettingsError):  # a JSON value pydantic-settings could not parse
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "?"
+        return [f"VALIDATOR_{field.upper()}: not valid JSON ({exc.__cause__})"]
+    lines: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = [str(part) for part in error["loc"]] or ["settings"]
+        name = loc[0].upper()
+        variable = name if name.startswith("VALIDATOR_") else f"VALIDATOR_{name}"
+        inside = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
+        lines.setdefault(variable, f"{variable}{inside}: {error['msg']}")
+    return list(lines.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -23,6 +24,15 @@ class Reason(StrEnum):
     NOT_AN_ENVELOPE = "not_an_envelope"
     UNKNOWN_CONTRACT = "unknown_contract"
     INVALID_PAYLOAD = "invalid_payload"
+    # Records the validator could not write as they are: dead-lettered so the stream goes on.
+    RECORD_TOO_LARGE = "record_too_large"
+    UNPROCESSABLE = "unprocessable"
+    UNWRITABLE = "unwritable"
+
+
+# The collector's longest event_id; a longer one is no envelope of its (and would bloat the
+# seen-ids changelog).
+MAX_EVENT_ID_CHARS = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +88,10 @@ def judge(
                      validator_id, now_text)  # fmt: skip
     event_id = envelope.get("event_id")
     event_id = event_id if _text(event_id) else None
+    if event_id is not None and len(event_id) > MAX_EVENT_ID_CHARS:
+        return _dead(key, raw, None, source, Reason.NOT_AN_ENVELOPE,
+                     f"event_id over {MAX_EVENT_ID_CHARS} characters", [], validator_id,
+                     now_text)  # fmt: skip
     event_type, version = envelope.get("event_type"), envelope.get("schema_version")
     payload = envelope.get("payload")
     if not (
@@ -128,6 +142,28 @@ def _dead(
     validator_id: str,
     now_text: str,
 ) -> Invalid:
+    return dead_letter(
+        key, raw, event_id, source, reason, message, details,
+        validator_id=validator_id, now_text=now_text,
+    )  # fmt: skip
+
+
+def dead_letter(
+    key: bytes | None,
+    raw: bytes,
+    event_id: str | None,
+    source: Source,
+    reason: Reason,
+    message: str,
+    details: list[str],
+    *,
+    validator_id: str,
+    now_text: str,
+    max_bytes: int | None = None,
+) -> Invalid:
+    """A dead-letter record of `raw`; within `max_bytes` (value and key), the raw record is kept
+    as text, else as base64 when that is smaller and fits, else left out (`raw_bytes` says how
+    large it was; `source` says where it still is), and an oversized key is dropped."""
     record: dict[str, Any] = {
         "error": {"code": reason.value, "message": message, "details": details},
         "source": {
@@ -141,8 +177,25 @@ def _dead(
     }
     if event_id is not None:
         record["event_id"] = event_id
+    if max_bytes is not None and key is not None and len(key) > max_bytes // 2:
+        key = None
+    room = None if max_bytes is None else max_bytes - len(key or b"")
+    for field, text in _raw_forms(raw):
+        value = orjson.dumps({**record, field: text})
+        if room is None or len(value) <= room:
+            return Invalid(key, value, event_id, reason)
+    value = orjson.dumps({**record, "raw_bytes": len(raw)})
+    return Invalid(key, value, event_id, reason)
+
+
+def _raw_forms(raw: bytes) -> Iterator[tuple[str, str]]:
+    """The raw record as text (when UTF-8), then as base64 when that is shorter."""
+    encoded = base64.b64encode(raw).decode("ascii")
     try:
-        record["raw"] = raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        record["raw_base64"] = base64.b64encode(raw).decode("ascii")
-    return Invalid(key, orjson.dumps(record), event_id, reason)
+        yield "raw_base64", encoded
+        return
+    yield "raw", text
+    if len(encoded) < len(orjson.dumps(text)):
+        yield "raw_base64", encoded

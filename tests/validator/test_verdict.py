@@ -10,8 +10,10 @@ import pytest
 
 from tests.validator.test_contracts import good_payload
 from validator import contracts
-from validator.settings import DEFAULT_CONTRACTS_DIR
-from validator.verdict import Invalid, Reason, Source, Valid, judge
+from validator.dedup import decode_seen, encode_seen
+from validator.loop import Validator
+from validator.settings import DEFAULT_CONTRACTS_DIR, Settings
+from validator.verdict import Invalid, Reason, Source, Valid, dead_letter, judge
 
 SOURCE = Source("raw-events", 2, 41, 1_700_000_000_000)
 NOW = "2026-11-21T14:47:04.000001Z"
@@ -101,3 +103,70 @@ def test_invalid_payload_lists_the_failing_pointers() -> None:
     assert pointers == ["/PULocationID", "/fare_amount"]
     assert record["event_id"] == body["event_id"]
     assert verdict.event_id == body["event_id"]
+
+
+def test_an_event_id_longer_than_the_collectors_is_no_envelope() -> None:
+    verdict = run(orjson.dumps(envelope(event_id="e" * 129)))
+    assert isinstance(verdict, Invalid)
+    assert verdict.reason is Reason.NOT_AN_ENVELOPE
+    assert verdict.event_id is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "room", "field"),
+    [
+        (b'{"text": "plain"}', None, "raw"),
+        (b"\x01" * 3000, 10_000, "raw_base64"),  # escaped sixfold as text, a third more as base64
+        (b"\xff" * 3000, None, "raw_base64"),
+        (b"x" * 50_000, 20_000, "raw_bytes"),
+    ],
+)
+def test_a_dead_letter_holds_its_raw_record_as_it_fits(
+    raw: bytes, room: int | None, field: str
+) -> None:
+    verdict = dead_letter(
+        b"k" * 100, raw, None, SOURCE, Reason.RECORD_TOO_LARGE, "too large", [],
+        validator_id="validator-0", now_text=NOW, max_bytes=room,
+    )  # fmt: skip
+    record = orjson.loads(verdict.value)
+    assert field in record
+    assert {"raw", "raw_base64", "raw_bytes"} & set(record) == {field}
+    if field == "raw_bytes":
+        assert record["raw_bytes"] == len(raw)
+    if room is not None:
+        assert len(verdict.value) + len(verdict.key or b"") <= room
+    assert record["source"]["offset"] == SOURCE.offset
+
+
+def test_changelog_records_stay_within_their_size() -> None:
+    entries = [("\x01" * 128, 1_700_000_000_000 + i) for i in range(5000)]
+    values = list(encode_seen(entries, max_bytes=100_000))
+    assert all(len(value) <= 100_000 for value in values)
+    assert [e for value in values for e in decode_seen(value)] == entries
+
+
+class _Broken:
+    def get(self, event_type: str, version: str) -> None:
+        raise RuntimeError("a contract that cannot be read")
+
+
+def test_a_record_that_cannot_be_judged_is_its_own_dead_letter() -> None:
+    validator = Validator(Settings(validator_id="validator-0"), _Broken())  # type: ignore[arg-type]
+    message = _Message(orjson.dumps(envelope()))
+    verdict = validator._judge(message, SOURCE, NOW)  # type: ignore[arg-type]
+    assert isinstance(verdict, Invalid)
+    assert verdict.reason is Reason.UNPROCESSABLE
+    record = orjson.loads(verdict.value)
+    assert record["error"]["message"] == "RuntimeError: a contract that cannot be read"
+    assert orjson.loads(record["raw"]) == envelope()
+
+
+class _Message:
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def value(self) -> bytes:
+        return self._value
