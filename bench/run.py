@@ -30,6 +30,7 @@ def collector(name: str, bootstrap: str, raw: str, dlq: str, workers: int) -> Se
         "COLLECTOR_HOST": "127.0.0.1",
         "COLLECTOR_PORT": str(server.port),
         "COLLECTOR_WORKERS": str(workers),
+        "COLLECTOR_ALLOW_ANONYMOUS": "true",
     }
     return server
 

@@ -44,6 +44,8 @@ class CollectorProcess(LocalService):
             "COLLECTOR_ID": self.collector_id,
             "COLLECTOR_HOST": "127.0.0.1",
             "COLLECTOR_PORT": str(self.port),
+            # Local replicas take requests without a key unless a test or the demo sets keys.
+            "COLLECTOR_ALLOW_ANONYMOUS": "true",
             **self.env,
         }
 

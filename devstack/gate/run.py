@@ -110,6 +110,7 @@ def _overlay_stages(
     if "fit" in wanted:
         findings += fit_findings(overlay, objects)
     tagged = [Finding(f.stage, f"{overlay}: {f.where}", f.message) for f in findings]
+    tagged = [f for f in tagged if not policy.accepts_finding(f)]
     if not {"kube-score", "checkov"} & wanted:
         return tagged
     with tempfile.TemporaryDirectory() as tmp:

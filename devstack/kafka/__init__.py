@@ -11,6 +11,7 @@ from devstack.kafka.jars import KAFKA_VERSION, KafkaSetupError, fetch_jars
 from devstack.kafka.topics import (
     DEFAULT_PARTITIONS,
     DEFAULT_TOPICS,
+    TOPIC_MAX_MESSAGE_BYTES,
     VALIDATED_TOPICS,
     read_topic,
     topic_count,
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_TOPICS",
     "FAST_FAILOVER",
     "KAFKA_VERSION",
+    "TOPIC_MAX_MESSAGE_BYTES",
     "VALIDATED_TOPICS",
     "Broker",
     "Cluster",

@@ -16,7 +16,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from devstack.kafka.jars import KafkaSetupError, fetch_jars
-from devstack.kafka.topics import DEFAULT_PARTITIONS, create_topics
+from devstack.kafka.topics import DEFAULT_PARTITIONS, TOPIC_MAX_MESSAGE_BYTES, create_topics
 from devstack.proc import ManagedProcess, ProcessExited, free_port, port_open
 
 
@@ -125,6 +125,7 @@ class Broker:
             "log.segment.bytes": "67108864",
             "log.index.size.max.bytes": "1048576",
             "log.retention.hours": "24",
+            "message.max.bytes": str(TOPIC_MAX_MESSAGE_BYTES),
         }
         if self.is_broker:
             props["advertised.listeners"] = f"PLAINTEXT://127.0.0.1:{self.port}"

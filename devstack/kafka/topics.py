@@ -11,6 +11,9 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from devstack.kafka.jars import KafkaSetupError
 
 DEFAULT_TOPICS = ("raw-events", "raw-events-dlq")
+# Every topic's default max.message.bytes on a local broker: a dead-letter record of a 1 MiB body
+# (its base64) must fit, or the collector lowers its body limit (collector/limits.py).
+TOPIC_MAX_MESSAGE_BYTES = 2_097_152
 # The validator's output: `make kafka-up` creates them beside the raw ones.
 VALIDATED_TOPICS = ("validated-events", "validated-events-dlq")
 DEFAULT_PARTITIONS = 3

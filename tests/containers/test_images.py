@@ -34,7 +34,8 @@ def collector() -> Iterator[tuple[str, str]]:
     name = f"collector-test-{uuid.uuid4().hex[:8]}"
     started = docker(
         "run", "-d", "--name", name, *HARDENED, "-p", "127.0.0.1::8000",
-        "-e", "COLLECTOR_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9", COLLECTOR_IMAGE,
+        "-e", "COLLECTOR_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9",
+        "-e", "COLLECTOR_ALLOW_ANONYMOUS=true", COLLECTOR_IMAGE,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     try:
