@@ -78,20 +78,18 @@ def judge(
 ) -> Verdict:
     """Validate one raw record against the contract its envelope names."""
     raw = value or b""
+    dead = functools.partial(dead_letter, key, raw, validator_id=validator_id, now_text=now_text)
     try:
         envelope = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return _dead(key, raw, None, source, Reason.NOT_AN_ENVELOPE, "not JSON", [], validator_id,
-                     now_text)  # fmt: skip
+        return dead(None, source, Reason.NOT_AN_ENVELOPE, "not JSON", [])
     if not isinstance(envelope, dict):
-        return _dead(key, raw, None, source, Reason.NOT_AN_ENVELOPE, "not a JSON object", [],
-                     validator_id, now_text)  # fmt: skip
+        return dead(None, source, Reason.NOT_AN_ENVELOPE, "not a JSON object", [])
     event_id = envelope.get("event_id")
     event_id = event_id if _text(event_id) else None
     if event_id is not None and len(event_id) > MAX_EVENT_ID_CHARS:
-        return _dead(key, raw, None, source, Reason.NOT_AN_ENVELOPE,
-                     f"event_id over {MAX_EVENT_ID_CHARS} characters", [], validator_id,
-                     now_text)  # fmt: skip
+        why = f"event_id over {MAX_EVENT_ID_CHARS} characters"
+        return dead(None, source, Reason.NOT_AN_ENVELOPE, why, [])
     event_type, version = envelope.get("event_type"), envelope.get("schema_version")
     payload = envelope.get("payload")
     if not (
@@ -101,19 +99,16 @@ def judge(
         and version
         and isinstance(payload, dict)
     ):
-        return _dead(key, raw, event_id, source, Reason.NOT_AN_ENVELOPE,
-                     "event_type, schema_version (strings) and payload (object) are required",
-                     [], validator_id, now_text)  # fmt: skip
+        why = "event_type, schema_version (strings) and payload (object) are required"
+        return dead(event_id, source, Reason.NOT_AN_ENVELOPE, why, [])
     contract = registry.get(event_type, version)
     if contract is None:
-        return _dead(key, raw, event_id, source, Reason.UNKNOWN_CONTRACT,
-                     f"no contract {event_type}/{version}", [], validator_id,
-                     now_text)  # fmt: skip
+        why = f"no contract {event_type}/{version}"
+        return dead(event_id, source, Reason.UNKNOWN_CONTRACT, why, [])
     problems = contract.problems(payload)
     if problems:
-        return _dead(key, raw, event_id, source, Reason.INVALID_PAYLOAD,
-                     f"the payload breaks {contract.name}", problems, validator_id,
-                     now_text)  # fmt: skip
+        why = f"the payload breaks {contract.name}"
+        return dead(event_id, source, Reason.INVALID_PAYLOAD, why, problems)
     members = _members(contract.name, now_text, validator_id)
     # The envelope stays byte for byte as the collector wrote it: our members are spliced in
     # before its closing brace (cheaper than re-serialising it, and no number is re-spelled).
@@ -129,23 +124,6 @@ def _members(contract: str, now_text: str, validator_id: str) -> bytes:
     return orjson.dumps(
         {"contract": contract, "validated_timestamp": now_text, "validator_id": validator_id}
     )
-
-
-def _dead(
-    key: bytes | None,
-    raw: bytes,
-    event_id: str | None,
-    source: Source,
-    reason: Reason,
-    message: str,
-    details: list[str],
-    validator_id: str,
-    now_text: str,
-) -> Invalid:
-    return dead_letter(
-        key, raw, event_id, source, reason, message, details,
-        validator_id=validator_id, now_text=now_text,
-    )  # fmt: skip
 
 
 def dead_letter(
