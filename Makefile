@@ -12,7 +12,7 @@ KAFKA_PORT ?= 9092
 BROKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools kafka-jars kafka-up kafka-down lint check test demo demo-down bench soak images k8s-check browser k8s-e2e
+.PHONY: help venv tools kafka-jars kafka-up kafka-down lint check test fuzz demo demo-down bench soak images k8s-check browser k8s-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -51,6 +51,11 @@ tools: $(STAMP) ## build the pinned promtool and actionlint into .cache/ (first 
 
 test: lint kafka-jars tools k8s-check browser ## lint, the offline deployment gate, and every test against a real broker
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# make fuzz [FUZZ_SECONDS=120]: generated hostile requests for that long (make test runs 20 s)
+FUZZ_SECONDS ?= 120
+fuzz: kafka-jars ## Hypothesis: hostile bodies, headers and codings at a real collector, ending in a reconciliation
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(VENV)/bin/pytest -q -s -p no:cacheprovider tests/e2e/test_fuzz_requests.py
 
 # make demo [KEEP=1] [DATA="files or URLs"] [ROWS=5000] [RATE=300] [BATCH=10] [REPLICAS=3] [BROKERS=3]
 demo: kafka-jars ## Kafka, collector replicas behind HAProxy, three producers, summary, reconciliation
