@@ -28,28 +28,25 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
-    ConfigResource,
     NewTopic,
 )
 
 from validator.contracts import Registry
 from validator.dedup import SeenIds, decode_seen, encode_seen
 from validator.settings import Settings
+from validator.sizes import (
+    BATCH_BYTES,
+    chain_problems,
+    record_room,
+    record_size,
+    topic_max_bytes,
+)
 from validator.verdict import Invalid, Reason, Source, Verdict, dead_letter, judge
 
 log = logging.getLogger("validator")
 
 _EXPIRE_EVERY_S = 60.0
 _RESTORE_TIMEOUT_S = 300.0
-# Kafka's own default max.message.bytes, assumed for a topic whose configuration is unreadable.
-KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
-# librdkafka's default batch.size, lowered when a topic holds less.
-_BATCH_BYTES = 1_000_000
-# A record batch's header and a record's own framing, with room to spare.
-_FRAMING_BYTES = 4_096
-# The smallest max.message.bytes an output topic may have: room for a dead letter without its raw
-# record (ids, source, reason).
-MIN_OUTPUT_MAX_BYTES = 65_536
 
 
 class RawTopicMissing(RuntimeError):
@@ -88,55 +85,6 @@ def utc_text(seconds: float) -> str:
 def kafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return {"bootstrap.servers": settings.kafka_bootstrap_servers, **extra,
             **settings.kafka_properties}  # fmt: skip
-
-
-def topic_max_bytes(settings: Settings, topics: list[str]) -> dict[str, int]:
-    """Each topic's max.message.bytes (Kafka's default for one whose config is unreadable)."""
-    admin = AdminClient(kafka_config(settings, log_level=3))
-    limits = dict.fromkeys(topics, KAFKA_DEFAULT_MAX_MESSAGE_BYTES)
-    resources = [ConfigResource("topic", topic) for topic in topics]
-    for resource, future in admin.describe_configs(resources, request_timeout=30).items():
-        try:
-            entry = future.result(timeout=30).get("max.message.bytes")
-            if entry is not None:
-                limits[resource.name] = int(entry.value)
-        except (KafkaException, ValueError) as exc:
-            log.warning(
-                "topic config unreadable; Kafka's default max.message.bytes assumed",
-                extra={"topic": resource.name, "error": str(exc)},
-            )
-    return limits
-
-
-def record_room(max_message_bytes: int) -> int:
-    """The largest record (value, key, headers) to hand the producer for a topic of this limit:
-    the broker counts the batch with its framing (librdkafka sends a batch uncompressed when
-    compression would make it larger)."""
-    return max_message_bytes - _FRAMING_BYTES
-
-
-def chain_problems(settings: Settings, limits: dict[str, int]) -> list[str]:
-    """Where the size chain breaks: an output topic that cannot hold what the raw topic can.
-
-    The collector keeps its records 16 KiB under the raw topic's limit (collector/limits.py), room
-    for the validator's members: a validated topic with the raw topic's limit holds them all.
-    """
-    raw = limits[settings.raw_topic]
-    problems = []
-    validated = limits[settings.validated_topic]
-    if validated < raw:
-        problems.append(
-            f"topic {settings.validated_topic} has max.message.bytes {validated:,}, less than "
-            f"{settings.raw_topic}'s {raw:,}: the largest events are dead-lettered as "
-            f"record_too_large; set it to at least {raw:,}"
-        )
-    for topic in (settings.dead_letter_topic, settings.dedup_topic):
-        if limits[topic] < MIN_OUTPUT_MAX_BYTES:
-            problems.append(
-                f"topic {topic} has max.message.bytes {limits[topic]:,}; it needs at least "
-                f"{MIN_OUTPUT_MAX_BYTES:,}"
-            )
-    return problems
 
 
 def ensure_dedup_topic(settings: Settings) -> int:
@@ -303,14 +251,16 @@ class Validator:
         """
         settings = self.settings
         outputs = [settings.validated_topic, settings.dead_letter_topic, settings.dedup_topic]
-        limits = topic_max_bytes(settings, [settings.raw_topic, *outputs])
+        limits = topic_max_bytes(
+            kafka_config(settings, log_level=3), [settings.raw_topic, *outputs]
+        )
         self._room = {topic: record_room(limits[topic]) for topic in outputs}
         log.info("size limits (max.message.bytes)", extra={"topics": limits})
         for problem in chain_problems(settings, limits):
             log.error("size chain broken", extra={"problem": problem})
         return {
-            "message.max.bytes": max(_BATCH_BYTES, *(limits[topic] for topic in outputs)),
-            "batch.size": max(1024, min(_BATCH_BYTES, *(self._room.values()))),
+            "message.max.bytes": max(BATCH_BYTES, *(limits[topic] for topic in outputs)),
+            "batch.size": max(1024, min(BATCH_BYTES, *(self._room.values()))),
         }
 
     def run(self) -> None:
@@ -485,17 +435,17 @@ class Validator:
         topic = (
             settings.dead_letter_topic if isinstance(verdict, Invalid) else settings.validated_topic
         )
-        if _size(verdict.value, verdict.key, headers) <= self._room.get(topic, _BATCH_BYTES):
+        if record_size(verdict.value, verdict.key, headers) <= self._room.get(topic, BATCH_BYTES):
             return topic, verdict, headers
         raw = message.value() or b""
         reason = verdict.reason if isinstance(verdict, Invalid) else Reason.RECORD_TOO_LARGE
         kind = "validated" if reason is Reason.RECORD_TOO_LARGE else f"{reason.value} dead-letter"
-        written = _size(verdict.value, verdict.key, headers)
+        written = record_size(verdict.value, verdict.key, headers)
         text = f"the {kind} record ({written:,} bytes) is larger than {topic} takes"
         fitted = dead_letter(
             message.key(), raw, verdict.event_id, source, reason, text, [],
             validator_id=settings.validator_id, now_text=now_text,
-            max_bytes=self._room.get(settings.dead_letter_topic, _BATCH_BYTES),
+            max_bytes=self._room.get(settings.dead_letter_topic, BATCH_BYTES),
         )  # fmt: skip
         return settings.dead_letter_topic, fitted, None
 
@@ -534,7 +484,7 @@ class Validator:
                 key, value, None, source, Reason.UNPROCESSABLE,
                 f"{type(exc).__name__}: {exc}"[:1000], [],
                 validator_id=settings.validator_id, now_text=now_text,
-                max_bytes=self._room.get(settings.dead_letter_topic, _BATCH_BYTES),
+                max_bytes=self._room.get(settings.dead_letter_topic, BATCH_BYTES),
             )  # fmt: skip
 
     def _produce_batch(self, producer: Producer, batch: list[Message]) -> _Outcome:
@@ -572,19 +522,11 @@ class Validator:
             _produce(producer, topic, verdict.value, verdict.key, headers)
         for partition, entries in changelog.items():
             newest_ms = max(ts for _, ts in entries)
-            room = min(524_288, self._room.get(settings.dedup_topic, _BATCH_BYTES))
+            room = min(524_288, self._room.get(settings.dedup_topic, BATCH_BYTES))
             for value in encode_seen(entries, room):
                 _produce(producer, settings.dedup_topic, value, None, None,
                          partition=partition, timestamp_ms=newest_ms)  # fmt: skip
         return outcome
-
-
-def _size(value: bytes, key: bytes | None, headers: Any) -> int:
-    """A record's size as librdkafka counts it against message.max.bytes."""
-    size = len(value) + len(key or b"")
-    for name, header in headers or ():
-        size += len(name) + len(header or b"")
-    return size
 
 
 def _where(message: Message) -> tuple[int, int]:
