@@ -1,5 +1,6 @@
-# Every target installs what it needs: a virtualenv from pyproject.toml, Kafka's jars from Maven
-# Central (cached under .cache/), Java and Maven through apt when missing and run as root.
+# Every target installs what it needs: a virtualenv from the locks in requirements/ (hashes
+# required), Kafka's jars from Maven Central (cached under .cache/, checked against their recorded
+# sha256), Java and Maven through apt when missing and run as root.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -7,25 +8,49 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+UV := $(VENV)/bin/uv
+# One lock per environment, each with every artifact's sha256 (make lock writes them).
+REQ := requirements
 KAFKA_PORT ?= 9092
 # 3: three brokers (KAFKA_PORT and the next two) and a controller, topics replicated three times
 BROKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools kafka-jars kafka-up kafka-down lint check test fuzz demo demo-down bench soak images k8s-check browser k8s-e2e
+.PHONY: help venv lock tools kafka-jars kafka-up kafka-down lint check test fuzz demo demo-down bench soak images k8s-check browser k8s-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
 
-$(STAMP): pyproject.toml
+# uv comes first, installed by pip from its own lock with hashes required; everything else is
+# installed by uv from requirements/dev.txt, hashes required, and the project itself on top.
+$(UV): $(REQ)/uv.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + ")")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "installing Python dependencies into $(VENV) (first run only)"
-	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@echo "installing uv into $(VENV) from $(REQ)/uv.txt (pip, hashes required)"
+	@$(PY) -m ensurepip -q >/dev/null 2>&1 || true
+	@$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r $(REQ)/uv.txt
 	@touch $@
 
-venv: $(STAMP) ## create or refresh the virtualenv from pyproject.toml
+$(STAMP): $(UV) $(REQ)/dev.txt pyproject.toml
+	@echo "installing $(REQ)/dev.txt into $(VENV) (uv, hashes required)"
+	@$(UV) pip sync -q --python $(PY) --require-hashes $(REQ)/dev.txt $(REQ)/uv.txt
+	@$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e .
+	@touch $@
+
+venv: $(STAMP) ## create or refresh the virtualenv from requirements/dev.txt (hashes required)
+
+# make lock [UPGRADE=1]: keeps every pin that pyproject.toml still allows (UPGRADE=1: the newest
+# allowed). The images' locks take their versions from the dev lock, so tests run what ships.
+LOCK = $(UV) pip compile -q --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" $(if $(filter 1 yes true,$(UPGRADE)),--upgrade)
+lock: $(UV) ## write requirements/*.txt from pyproject.toml with uv (hashes, every platform)
+	$(LOCK) pyproject.toml --extra dev -o $(REQ)/dev.txt
+	$(LOCK) pyproject.toml --extra collector -c $(REQ)/dev.txt -o $(REQ)/collector.txt
+	$(LOCK) pyproject.toml --extra producer -c $(REQ)/dev.txt -o $(REQ)/producer.txt
+	$(LOCK) pyproject.toml --extra validator -c $(REQ)/dev.txt -o $(REQ)/validator.txt
+	$(LOCK) --group uv -o $(REQ)/uv.txt
+	$(LOCK) --group checkov -o $(REQ)/checkov.txt
+	$(LOCK) --group audit -o $(REQ)/audit.txt
 
 kafka-jars: $(STAMP) ## fetch the pinned Kafka broker's jars with Maven (cached)
 	@$(PY) -m devstack.kafka fetch
