@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,36 @@ def test_the_workflow_runs_the_make_targets() -> None:
     assert "make k8s-e2e" in runs["k8s-e2e"]
     # make k8s-e2e runs on kubectl's current context: the job makes one first.
     assert runs["k8s-e2e"].index("kind create cluster") < runs["k8s-e2e"].index("make k8s-e2e")
+
+
+def test_every_action_is_pinned_by_commit_with_its_tag_beside_it() -> None:
+    uses = re.findall(r"^\s*(?:- )?uses: (\S+)(.*)$", WORKFLOW.read_text(), flags=re.MULTILINE)
+    assert uses
+    for action, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r" # v\d+(\.\d+)*", comment), f"{action}: tag comment {comment!r}"
+
+
+def test_every_container_is_pinned_by_digest() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    containers = [spec["container"] for spec in workflow["jobs"].values() if "container" in spec]
+    assert containers
+    for container in containers:
+        image = container["image"] if isinstance(container, dict) else container
+        assert re.fullmatch(r"\S+@sha256:[0-9a-f]{64}", image), image
+
+
+def test_the_workflow_audits_every_lock_and_keeps_the_sboms() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    audit = " ".join(step.get("run", "") for step in workflow["jobs"]["audit"]["steps"])
+    assert "--require-hashes -r requirements/audit.txt" in audit
+    # --strict: a package it cannot look up fails the audit instead of passing unaudited.
+    assert "pip-audit --strict --require-hashes" in audit
+    assert "for lock in requirements/*.txt" in audit
+    for job in ("images", "k8s-e2e"):
+        kept = [
+            step["with"]["path"]
+            for step in workflow["jobs"][job]["steps"]
+            if step.get("uses", "").startswith("actions/upload-artifact@")
+        ]
+        assert any(".artifacts/sbom/" in path for path in kept), job
