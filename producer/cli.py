@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         "JOB_COMPLETION_INDEX picks one file of the list.",
     )
     rp.add_argument("data_urls", nargs="*", metavar="FILE_OR_URL")
+    rp.add_argument(
+        "--sha256",
+        action="append",
+        metavar="FILE_OR_URL=HEX",
+        help="the sha256 a file must have (repeat per file); a file that differs is not replayed",
+    )
     rp.add_argument("--collector-url")
     rp.add_argument("--rate", dest="rate_per_s", type=float, help="events/s, 0 = unthrottled")
     rp.add_argument("--max-records", type=int)
@@ -129,7 +135,13 @@ def run_replay(args: argparse.Namespace) -> int:
     if not files:
         return _error("no files to replay (give FILE_OR_URL or PRODUCER_DATA_URLS)")
     with contextlib.ExitStack() as stack:
-        paths = [(source.file_name(f), stack.enter_context(source.local_copy(f))) for f in files]
+        paths = [
+            (
+                source.file_name(f),
+                stack.enter_context(source.local_copy(f, sha256=settings.expected_sha256(f))),
+            )
+            for f in files
+        ]
         return asyncio.run(_replay_async(settings, paths))
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from producer.source import file_name
 from producer.urls import collector_base_url
 
 
@@ -24,6 +25,10 @@ class ReplaySettings(BaseSettings):
 
     data_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="parquet files or http(s) URLs, space or comma separated"
+    )
+    sha256: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="FILE_OR_URL=HEX (or its file name=HEX): the sha256 a file must have",
     )
     collector_url: str = Field(
         "http://127.0.0.1:8000",
@@ -61,10 +66,34 @@ class ReplaySettings(BaseSettings):
     def _split(cls, value: Any) -> Any:
         return _split_urls(value)
 
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        if not isinstance(value, str | list):
+            return value
+        pairs = {}
+        for pair in _split_urls(value) if isinstance(value, str) else value:
+            location, equals, digest = str(pair).rpartition("=")
+            if not equals or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                raise ValueError(f"{pair!r} is not FILE_OR_URL=<64 hex digits>")
+            pairs[location] = digest.lower()
+        return pairs
+
     @field_validator("collector_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
         return collector_base_url(value)
+
+    @model_validator(mode="after")
+    def _sha256_of_listed_files(self) -> ReplaySettings:
+        listed = {*self.data_urls, *map(file_name, self.data_urls)}
+        if unknown := sorted(set(self.sha256) - listed):
+            raise ValueError(f"--sha256 names files that are not replayed: {', '.join(unknown)}")
+        return self
+
+    def expected_sha256(self, location: str) -> str | None:
+        """The sha256 given for a file, by its full location or its file name."""
+        return self.sha256.get(location) or self.sha256.get(file_name(location))
 
     def selected_files(self) -> list[str]:
         """The files this process replays: all, or the one at JOB_COMPLETION_INDEX."""

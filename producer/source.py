@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -31,24 +32,44 @@ def file_name(location: str) -> str:
     return Path(location).name
 
 
+class ChecksumError(ValueError):
+    """A file's sha256 is not the one expected: it is not read at all."""
+
+
+def _check(location: str, actual: str, expected: str | None) -> None:
+    if expected is not None and actual != expected.lower():
+        raise ChecksumError(
+            f"{location}: sha256 is {actual}, expected {expected.lower()}; not replaying it"
+        )
+
+
 @contextlib.contextmanager
-def local_copy(location: str, client: httpx.Client | None = None) -> Iterator[Path]:
+def local_copy(
+    location: str, client: httpx.Client | None = None, *, sha256: str | None = None
+) -> Iterator[Path]:
     """A path to read `location` from: itself, or a temporary download streamed to disk.
 
     Parquet needs random access (footer first), so a URL is streamed into a temporary file in
-    fixed chunks rather than held in memory; the file is removed afterwards.
+    fixed chunks rather than held in memory; the file is removed afterwards. With `sha256`, the
+    file's digest (taken while it streams in) must match, or ChecksumError.
     """
     if not is_url(location):
+        if sha256 is not None:
+            with open(location, "rb") as local:
+                _check(location, hashlib.file_digest(local, "sha256").hexdigest(), sha256)
         yield Path(location)
         return
     owned = client is None
     http = client or httpx.Client(follow_redirects=True, timeout=httpx.Timeout(30.0))
     fd, tmp = tempfile.mkstemp(suffix=".parquet", prefix="producer-")
+    digest = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out, http.stream("GET", location) as response:
             response.raise_for_status()
             for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
+                digest.update(chunk)
                 out.write(chunk)
+        _check(location, digest.hexdigest(), sha256)
         yield Path(tmp)
     finally:
         if owned:

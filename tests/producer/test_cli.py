@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -128,6 +129,62 @@ def test_replay_from_an_http_url(
     assert result.returncode == 0, result.stderr
     assert summary_of(result.stdout)["files"] == [samples[1].name]
     assert sorted(stand_in.event_ids) == sorted(f"{samples[1].name}:{i}" for i in range(300))
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_replay_checks_each_files_sha256_and_refuses_a_mismatch(
+    samples: list[Path], stand_in: StandIn, file_server: Callable[[Path], str]
+) -> None:
+    url = file_server(samples[1])
+    good = producer(
+        "replay", str(samples[0]), url, "--collector-url", stand_in.url,
+        "--sha256", f"{samples[0]}={sha256_of(samples[0])}",
+        "--sha256", f"{samples[1].name}={sha256_of(samples[1]).upper()}",  # by file name
+    )  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    assert summary_of(good.stdout)["accepted"] == 2 * SAMPLE_ROWS
+    stand_in.event_ids.clear()
+    wrong = sha256_of(samples[0])
+    for location in (str(samples[1]), url):  # a local file and a download alike
+        refused = producer(
+            "replay", str(samples[0]), location, "--collector-url", stand_in.url,
+            "--sha256", f"{samples[1].name}={wrong}",
+        )  # fmt: skip
+        assert refused.returncode == 2
+        assert f"sha256 is {sha256_of(samples[1])}, expected {wrong}; not replaying it" in (
+            refused.stderr
+        )
+        assert refused.stdout == ""
+    assert stand_in.event_ids == []  # nothing was sent, not even from the good file
+
+
+def test_sha256_flags_are_checked_before_anything_is_read(samples: list[Path]) -> None:
+    typo = producer(
+        "replay", str(samples[0]), "--collector-url", "http://127.0.0.1:9",
+        "--sha256", f"yellow_tripdata_1999-01.parquet={'0' * 64}",
+    )  # fmt: skip
+    assert typo.returncode == 2
+    assert "--sha256 names files that are not replayed: yellow_tripdata_1999-01.parquet" in (
+        typo.stderr
+    )
+    short = producer("replay", str(samples[0]), "--sha256", f"{samples[0].name}=abc")
+    assert short.returncode == 2
+    assert "is not FILE_OR_URL=<64 hex digits>" in short.stderr
+
+
+def test_sha256_from_the_environment(samples: list[Path], stand_in: StandIn) -> None:
+    env = {
+        "PRODUCER_DATA_URLS": ",".join(map(str, samples)),
+        "PRODUCER_SHA256": " ".join(f"{p.name}={sha256_of(p)}" for p in samples),
+        "PRODUCER_COLLECTOR_URL": stand_in.url,
+        "JOB_COMPLETION_INDEX": "1",
+    }
+    assert producer("replay", env=env).returncode == 0
+    env["PRODUCER_SHA256"] = f"{samples[1].name}={'0' * 64}"
+    assert producer("replay", env=env).returncode == 2
 
 
 def test_sigterm_stops_reading_finishes_in_flight_and_prints_the_summary(
