@@ -16,7 +16,7 @@ KAFKA_PORT ?= 9092
 BROKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock tools kafka-jars kafka-up kafka-down lint check test fuzz demo demo-down bench soak images k8s-check browser k8s-e2e
+.PHONY: help venv lock tools kafka-jars kafka-up kafka-down lint check test fuzz demo demo-down bench soak images release-manifests k8s-check browser k8s-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -104,6 +104,10 @@ soak: kafka-jars ## 10 min through 3 replicas and 3 brokers, one of each restart
 images: $(STAMP) ## build the images and their SBOMs (needs a running Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine is available here (\`docker info\` failed), so no image was built. Start Docker (or run this where it runs) and try again." >&2; exit 1; }
 	@$(PY) -m devstack.images $(if $(PYTHON_IMAGE),--base-image $(PYTHON_IMAGE))
+
+# make release-manifests RELEASE_IMAGES="collector=REG/collector@sha256:... producer=... validator=..."
+release-manifests: $(STAMP) ## the production overlay with the pushed images by digest, checked, in .artifacts/release/
+	@$(PY) -m devstack.release --images "$(RELEASE_IMAGES)"
 
 k8s-check: $(STAMP) ## render every overlay and check manifests and Dockerfiles offline
 	@$(PY) -m devstack.gate
