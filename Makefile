@@ -15,8 +15,10 @@ KAFKA_PORT ?= 9092
 # 3: three brokers (KAFKA_PORT and the next two) and a controller, topics replicated three times
 BROKERS ?= 1
 PYTEST_ARGS ?=
+# uv uses the Python it is given and never downloads one.
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help venv lock tools kafka-jars kafka-up kafka-down lint check test fuzz demo demo-down bench soak images release-manifests k8s-check browser k8s-e2e
+.PHONY: help venv lock tools go-tools checkov packages kafka-jars kafka-up kafka-down lint check test fuzz demo demo-down bench soak images release-manifests k8s-check browser k8s-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -70,11 +72,24 @@ lint: $(STAMP) ## ruff and mypy
 check: lint ## ruff, mypy and the quick tests (under a minute, no broker, no Java)
 	$(VENV)/bin/pytest -q -n 2 -m "not kafka and not slow and not tools" -p no:cacheprovider $(PYTEST_ARGS)
 
-# Every tool a test runs is fetched or built here, before pytest starts, never inside a test's timeout.
-tools: $(STAMP) ## build the pinned promtool and actionlint into .cache/ (first run only, several minutes)
-	@$(PY) -m devstack.go_tools promtool actionlint
+# Every tool the suite runs is fetched or built by `make tools`, before pytest starts, never inside a
+# test's timeout: Debian's packages in one apt-get, then at once (downloads beside compiles) Kafka's
+# jars, checkov's virtualenv and the Go tools no registry serves (devstack/go_tools.py says why).
+tools: packages $(STAMP) ## every tool the tests run: Debian packages, Kafka jars, checkov, Go tools
+	@$(MAKE) --no-print-directory -j3 kafka-jars go-tools checkov
 
-test: lint kafka-jars tools k8s-check browser ## lint, the offline deployment gate, and every test against a real broker
+go-tools: $(STAMP) ## build kustomize, kube-score, promtool and actionlint into .cache/ (pinned)
+	@$(PY) -m devstack.go_tools
+
+CHECKOV_VENV := .venv-checkov
+checkov: $(CHECKOV_VENV)/.installed ## checkov in a virtualenv of its own, from requirements/checkov.txt
+$(CHECKOV_VENV)/.installed: $(UV) $(REQ)/checkov.txt
+	@echo "installing $(REQ)/checkov.txt into $(CHECKOV_VENV) (uv, hashes required)"
+	@$(UV) venv -q --allow-existing --python $(PY) $(CHECKOV_VENV)
+	@$(UV) pip sync -q --python $(CHECKOV_VENV)/bin/python --require-hashes $(REQ)/checkov.txt
+	@touch $@
+
+test: lint tools k8s-check ## lint, the offline deployment gate, and every test against a real broker
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # make fuzz [FUZZ_SECONDS=120]: generated hostile requests for that long (make test runs 20 s)
@@ -106,26 +121,32 @@ images: $(STAMP) ## build the images and their SBOMs (needs a running Docker eng
 	@$(PY) -m devstack.images $(if $(PYTHON_IMAGE),--base-image $(PYTHON_IMAGE))
 
 # make release-manifests RELEASE_IMAGES="collector=REG/collector@sha256:... producer=... validator=..."
-release-manifests: $(STAMP) ## the production overlay with the pushed images by digest, checked, in .artifacts/release/
+release-manifests: go-tools checkov ## the production overlay with the pushed images by digest, checked, in .artifacts/release/
 	@$(PY) -m devstack.release --images "$(RELEASE_IMAGES)"
 
-k8s-check: $(STAMP) ## render every overlay and check manifests and Dockerfiles offline
+k8s-check: go-tools checkov ## render every overlay and check manifests and Dockerfiles offline
 	@$(PY) -m devstack.gate
 
-# Debian's own Chromium (no browser download), used headless by tests/e2e/test_docs_browser.py
-# and tests/collector/test_browser.py.
-BROWSER_APT := chromium chromium-driver fonts-liberation
+# Debian's packages the suite runs: Java and Maven (Kafka from Maven Central), HAProxy (the demo's
+# balancer), and Debian's own Chromium and chromedriver (no browser download) for
+# tests/e2e/test_docs_browser.py and tests/collector/test_browser.py.
+APT_PACKAGES := openjdk-17-jre-headless maven haproxy chromium chromium-driver fonts-liberation
+APT_COMMANDS := java mvn haproxy chromium chromedriver
 
-browser: ## headless Chromium and chromedriver for the docs tests (apt-get as root when missing)
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+packages: ## Java, Maven, HAProxy, Chromium and chromedriver from Debian (apt-get as root when missing)
+	@missing=""; for command in $(APT_COMMANDS); do command -v $$command >/dev/null || missing="$$missing $$command"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing $(BROWSER_APT) with apt-get"; \
+	    echo "installing $(APT_PACKAGES) with apt-get (missing:$$missing)"; \
 	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -q && apt-get install -y -q --no-install-recommends $(BROWSER_APT); \
+	    apt-get update -q && apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
 	  else \
-	    echo "make browser: chromium and chromedriver not found; install them, for example \`sudo apt-get install $(BROWSER_APT)\` on Debian or Ubuntu" >&2; \
+	    echo "make packages:$$missing not found; install them, for example \`sudo apt-get install $(APT_PACKAGES)\` on Debian or Ubuntu" >&2; \
 	    exit 1; \
-	  fi; }
+	  fi; \
+	fi
+
+browser: packages ## headless Chromium and chromedriver for the docs tests (part of make packages)
 
 # make k8s-e2e [PYTHON_IMAGE=base image] [LOAD=auto|kind|minikube|ctr|none] [KEEP=1] [FAULTS=0]
 k8s-e2e: $(STAMP) ## on the current kubectl context: build, load, apply, replay with faults, reconcile

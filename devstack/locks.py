@@ -58,7 +58,7 @@ def read_lock(path: Path) -> dict[str, Pin]:
     if parsed.invalid_lines:
         raise ValueError(f"{path}: unreadable lines {parsed.invalid_lines}")
     direct = _direct_names(path.read_text(encoding="utf-8"))
-    pins = {}
+    pins: dict[str, Pin] = {}
     for line in parsed.requirements:
         name = canonicalize_name(line.name)
         versions = [spec.version for spec in line.specifier if spec.operator == "=="]

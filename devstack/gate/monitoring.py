@@ -1,7 +1,7 @@
 """Checks of the monitoring component (k8s/monitoring): alert rules, their tests, the dashboard.
 
 - `promtool check rules` and `promtool test rules` (Prometheus's own parser and rule engine, pinned
-  and built with `go install` into .cache/ on first use) on the PrometheusRule's groups;
+  and built with `go install` into .cache/ by `make tools`) on the PrometheusRule's groups;
 - the Grafana dashboard: every query parsed as PromQL, the metrics it uses listed (to compare with
   a running collector's /metrics), and the dashboard held to the rules of Grafana's
   dashboard-linter. That linter has no release on the Go module proxy, so its rules for
@@ -25,7 +25,7 @@ from typing import Any
 import promql_parser
 import yaml
 
-from devstack.go_tools import PROMTOOL, go_tool
+from devstack.go_tools import PROMTOOL
 from devstack.proc import ROOT
 
 MONITORING_DIR = ROOT / "k8s" / "monitoring"
@@ -45,8 +45,8 @@ _RANGE_FUNCTIONS = frozenset({"rate", "irate", "increase"})
 
 
 def promtool_binary() -> Path:
-    """The pinned promtool, built on first use (several minutes: it is a large build)."""
-    return go_tool(*PROMTOOL)
+    """The pinned promtool (`make tools` builds it: several minutes the first time)."""
+    return PROMTOOL.binary()
 
 
 def rule_groups(rules_file: Path = RULES_FILE) -> dict[str, Any]:

@@ -32,8 +32,6 @@ from devstack.gate import capacity, images
 from devstack.gate.checks import CHECKS, Finding, Manifest, run_checks, selector_matches
 from devstack.gate.tools import (
     CHECKOV_VERSION,
-    KUBE_SCORE,
-    KUSTOMIZE,
     Exception_,
     GateSetupError,
     Policy,
@@ -49,6 +47,7 @@ from devstack.gate.tools import (
     run_kube_score,
     validate_schemas,
 )
+from devstack.go_tools import KUBE_SCORE, KUSTOMIZE
 from devstack.proc import ROOT
 
 __all__ = ["Finding", "GateSetupError", "Report", "main", "run_gate", "selector_matches"]
@@ -154,7 +153,8 @@ def run_gate(
 def describe_policy(policy: Policy) -> str:
     """The tools, the accepted findings and the options, each with its reason, for the output."""
     lines = [
-        f"tools: kustomize {KUSTOMIZE[1]}, kube-score {KUBE_SCORE[1]}, checkov {CHECKOV_VERSION}",
+        f"tools: kustomize {KUSTOMIZE.version}, kube-score {KUBE_SCORE.version}, "
+        f"checkov {CHECKOV_VERSION}",
         f"accepted findings and options ({EXCEPTIONS_FILE}):",
     ]
     for option, reason in policy.kube_score_options:

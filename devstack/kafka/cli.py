@@ -10,7 +10,7 @@ from pathlib import Path
 
 from devstack.kafka.broker import Broker
 from devstack.kafka.cluster import Cluster
-from devstack.kafka.jars import KAFKA_VERSION, KafkaSetupError, fetch_jars
+from devstack.kafka.jars import JARS_SHA256, KAFKA_VERSION, KafkaSetupError, fetch_jars
 from devstack.kafka.topics import DEFAULT_PARTITIONS, DEFAULT_TOPICS, VALIDATED_TOPICS
 from devstack.proc import ROOT
 
@@ -24,7 +24,10 @@ def parser() -> argparse.ArgumentParser:
         "one combined node, or a replicated cluster (one controller and three brokers).",
     )
     sub = made.add_subparsers(dest="command", required=True)
-    sub.add_parser("fetch", help="fetch the broker's jars (cached)")
+    fetch = sub.add_parser("fetch", help="fetch the broker's jars (cached), check their sha256")
+    fetch.add_argument(
+        "--record", action="store_true", help=f"fetch again and write {JARS_SHA256.name}"
+    )
     up = sub.add_parser("up", help="start a broker (or three) and create the topics")
     down = sub.add_parser("down", help="stop every broker started from the state folder")
     status = sub.add_parser("status", help="say whether the brokers run")
@@ -76,7 +79,8 @@ def up(args: argparse.Namespace, cluster_dir: Path) -> int:
 
 def command(args: argparse.Namespace) -> int:
     if args.command == "fetch":
-        print(f"Kafka {KAFKA_VERSION} jars in {fetch_jars()}", file=sys.stderr)
+        jars = fetch_jars(record=args.record)
+        print(f"Kafka {KAFKA_VERSION} jars in {jars} (sha256 as recorded)", file=sys.stderr)
         return 0
     broker = Broker(args.dir)
     cluster_dir = args.dir / "cluster"

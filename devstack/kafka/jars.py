@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -12,6 +13,9 @@ from pathlib import Path
 from devstack.proc import ROOT
 
 POM = Path(__file__).resolve().parent / "pom.xml"
+# The sha256 of every jar of the broker's classpath (sha256sum's format), checked on every fetch;
+# `python -m devstack.kafka fetch --record` rewrites it after a deliberate version change.
+JARS_SHA256 = Path(__file__).resolve().parent / "jars.sha256"
 KAFKA_VERSION = "4.1.1"
 JARS_DIR = ROOT / ".cache" / f"kafka-{KAFKA_VERSION}" / "libs"
 
@@ -53,10 +57,48 @@ def ensure_tools() -> None:
         raise KafkaSetupError(f"Kafka {KAFKA_VERSION} needs Java 17 or newer; found Java {major}.")
 
 
-def fetch_jars(jars_dir: Path = JARS_DIR) -> Path:
-    """Fetch the broker's classpath with Maven once; later calls reuse it."""
+def jar_digests(jars_dir: Path) -> dict[str, str]:
+    """File name -> sha256 of every jar in a folder."""
+    return {
+        jar.name: hashlib.sha256(jar.read_bytes()).hexdigest()
+        for jar in sorted(jars_dir.glob("*.jar"))
+    }
+
+
+def recorded_digests(record: Path = JARS_SHA256) -> dict[str, str]:
+    """The jar set recorded in the repository: file name -> sha256."""
+    digests = {}
+    for line in record.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            digest, name = line.split(maxsplit=1)
+            digests[name.lstrip("*")] = digest
+    return digests
+
+
+def check_jars(jars_dir: Path, record: Path = JARS_SHA256) -> None:
+    """The jars are exactly the recorded set, byte for byte; else KafkaSetupError naming each."""
+    found, expected = jar_digests(jars_dir), recorded_digests(record)
+    problems = [
+        f"{name}: sha256 {found.get(name, 'missing')}, recorded {expected.get(name, 'none')}"
+        for name in sorted(set(found) | set(expected))
+        if found.get(name) != expected.get(name)
+    ]
+    if problems:
+        raise KafkaSetupError(
+            f"Kafka's jars in {jars_dir} differ from {record.name}:\n  " + "\n  ".join(problems)
+        )
+
+
+def fetch_jars(jars_dir: Path = JARS_DIR, *, record: bool = False) -> Path:
+    """Fetch the broker's classpath with Maven once, and check it against JARS_SHA256 every time.
+
+    Maven runs with -C (--strict-checksums): a jar whose checksum from Maven Central does not
+    match fails the fetch instead of being warned about (Maven 3.8's default). The dependency
+    plugin is pinned in the POM. `record=True` writes the fetched set's digests to JARS_SHA256.
+    """
     marker = jars_dir / ".complete"
-    if marker.exists():
+    if marker.exists() and not record:
+        check_jars(jars_dir)
         return jars_dir
     ensure_tools()
     print(
@@ -68,7 +110,7 @@ def fetch_jars(jars_dir: Path = JARS_DIR) -> Path:
         shutil.rmtree(jars_dir)
     jars_dir.mkdir(parents=True)
     cmd = [
-        "mvn", "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
+        "mvn", "-B", "-q", "-C", "-f", str(POM), "dependency:copy-dependencies",
         f"-DoutputDirectory={jars_dir}", "-DincludeScope=runtime",
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -77,5 +119,10 @@ def fetch_jars(jars_dir: Path = JARS_DIR) -> Path:
             "Maven could not fetch Kafka's jars (is Maven Central reachable?):\n"
             + (result.stdout + result.stderr)[-3000:]
         )
+    if record:
+        lines = [f"{digest}  {name}" for name, digest in jar_digests(jars_dir).items()]
+        header = f"# Kafka {KAFKA_VERSION}'s classpath (devstack/kafka/pom.xml), sha256sum format\n"
+        JARS_SHA256.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+    check_jars(jars_dir)
     marker.write_text(KAFKA_VERSION + "\n")
     return jars_dir

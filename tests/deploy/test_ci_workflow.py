@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from devstack.go_tools import ACTIONLINT, go_tool
+from devstack.go_tools import ACTIONLINT
 from devstack.proc import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
@@ -18,7 +18,7 @@ SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 
 def actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(go_tool(*ACTIONLINT)), "-shellcheck", str(SHELLCHECK), "-no-color", *map(str, paths)],
+        [str(ACTIONLINT.binary()), "-shellcheck", str(SHELLCHECK), "-no-color", *map(str, paths)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 import sys
 import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from confluent_kafka import Producer
 from devstack.kafka import Broker, KafkaSetupError, fetch_jars, read_topic
 from devstack.kafka import broker as broker_module
 from devstack.kafka import jars as jars_module
+from devstack.kafka.jars import check_jars
 from devstack.proc import ROOT, free_port, process_alive, wait_until
 from tests.conftest import Topics
 
@@ -150,3 +153,45 @@ def test_cluster_ids_never_look_like_an_option(monkeypatch: pytest.MonkeyPatch) 
     cluster_id = broker_module.new_cluster_id()
     assert not cluster_id.startswith("-")
     assert len(cluster_id) == 22
+
+
+@pytest.mark.tools
+def test_the_jars_are_checked_against_their_recorded_sha256(tmp_path: Path) -> None:
+    jars = tmp_path / "libs"
+    shutil.copytree(fetch_jars(), jars)  # fetch_jars itself checked the cached set
+    check_jars(jars)
+    kafka_jar = next(jars.glob("kafka_2.13-*.jar"))
+    kafka_jar.write_bytes(kafka_jar.read_bytes() + b"\0")
+    (jars / "extra-1.0.jar").write_bytes(b"PK")
+    (jars / "log4j-core-2.24.3.jar").unlink()
+    with pytest.raises(KafkaSetupError) as raised:
+        check_jars(jars)
+    message = str(raised.value)
+    assert f"{kafka_jar.name}: sha256 " in message
+    assert "extra-1.0.jar: sha256 " in message
+    assert "recorded none" in message
+    assert "log4j-core-2.24.3.jar: sha256 missing, recorded " in message
+
+
+@pytest.mark.tools
+def test_maven_fetches_with_strict_checksums_and_a_pinned_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pom = ET.parse(jars_module.POM).getroot()
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    plugins = {
+        p.findtext("m:artifactId", namespaces=ns): p.findtext("m:version", namespaces=ns)
+        for p in pom.iterfind("m:build/m:plugins/m:plugin", ns)
+    }
+    assert plugins == {"maven-dependency-plugin": "3.8.1"}
+    ran: list[list[str]] = []
+
+    def record(cmd: list[str], **_kwargs: object) -> subprocess.CompletedProcess[str]:
+        ran.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "stopped by the test")
+
+    monkeypatch.setattr(jars_module.subprocess, "run", record)
+    monkeypatch.setattr(jars_module, "ensure_tools", lambda: None)
+    with pytest.raises(KafkaSetupError, match="stopped by the test"):
+        fetch_jars(tmp_path / "libs")
+    assert ran[0][:4] == ["mvn", "-B", "-q", "-C"]
