@@ -32,6 +32,7 @@ from devstack.kafka import ROOT
 IMAGES = {
     "collector": "Dockerfile.collector",
     "producer": "Dockerfile.producer",
+    # The local overlay runs it too (never pulled): without it its pod would wait for an image.
     "validator": "Dockerfile.validator",
 }
 SBOM_DIR = ROOT / ".artifacts" / "sbom"

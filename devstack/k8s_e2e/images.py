@@ -8,18 +8,13 @@ import shutil
 import subprocess
 import sys
 
-from devstack.gate.images import project_version
+from devstack import images
 from devstack.k8s_e2e.kubectl import E2EError, run
 from devstack.k8s_e2e.report import Report
 from devstack.proc import ROOT
 from devstack.reporting import say
 
-IMAGES = {
-    "collector": "Dockerfile.collector",
-    "producer": "Dockerfile.producer",
-    # The local overlay runs it too (never pulled): without it its pod would wait for an image.
-    "validator": "Dockerfile.validator",
-}
+IMAGES = images.IMAGES
 LOADERS = {
     "kind": "`kind load docker-image`",
     "minikube": "`minikube image load`",
@@ -28,22 +23,19 @@ LOADERS = {
 }
 
 
-def image_name(component: str) -> str:
-    return f"event-collector/{component}:{project_version()}"
+image_name = images.image_name
 
 
 def build_images(report: Report, base_image: str | None) -> None:
-    for component, dockerfile in IMAGES.items():
-        args = ["docker", "build", "-q", "-f", dockerfile, "-t", image_name(component)]
-        if base_image:
-            args += ["--build-arg", f"PYTHON_IMAGE={base_image}"]
-        say(f"    docker build -f {dockerfile} -t {image_name(component)}")
-        run([*args, "."], timeout_s=1800)
-        size = int(
-            run(["docker", "image", "inspect", "-f", "{{.Size}}", image_name(component)]).stdout
-        )
-        report.images.append((image_name(component), f"{size / 1e6:.0f} MB"))
-        say(f"      {size / 1e6:.0f} MB")
+    """`make images`: each image built and its SBOM written to .artifacts/sbom/."""
+    try:
+        built = images.build_all(list(IMAGES), base_image)
+    except images.ImageError as exc:
+        raise E2EError(str(exc)) from exc
+    for name in built:
+        size = int(run(["docker", "image", "inspect", "-f", "{{.Size}}", name]).stdout)
+        report.images.append((name, f"{size / 1e6:.0f} MB"))
+        say(f"    {name}: {size / 1e6:.0f} MB")
 
 
 def choose_loader(context: str, wanted: str) -> str:

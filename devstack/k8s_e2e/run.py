@@ -114,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
 def before_apply(report: Report, args: argparse.Namespace) -> None:
     with report.phase("checking the cluster and the Docker engine"):
         preflight(report)
-    with report.phase("building the images"):
+    with report.phase("building the images and their SBOMs"):
         build_images(report, args.base_image)
     with report.phase("running the images as containers (read-only, user 10001)"):
         container_checks(report)
