@@ -35,8 +35,10 @@ $(UV): $(REQ)/uv.txt
 
 $(STAMP): $(UV) $(REQ)/dev.txt pyproject.toml
 	@echo "installing $(REQ)/dev.txt into $(VENV) (uv, hashes required)"
-	@$(UV) pip sync -q --python $(PY) --require-hashes $(REQ)/dev.txt $(REQ)/uv.txt
-	@$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e .
+	@started=$$(date +%s); \
+	$(UV) pip sync -q --python $(PY) --require-hashes $(REQ)/dev.txt $(REQ)/uv.txt && \
+	$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e . && \
+	echo "  $(VENV) ready ($$(( $$(date +%s) - started )) s)"
 	@touch $@
 
 venv: $(STAMP) ## create or refresh the virtualenv from requirements/dev.txt (hashes required)
@@ -85,12 +87,18 @@ CHECKOV_VENV := .venv-checkov
 checkov: $(CHECKOV_VENV)/.installed ## checkov in a virtualenv of its own, from requirements/checkov.txt
 $(CHECKOV_VENV)/.installed: $(UV) $(REQ)/checkov.txt
 	@echo "installing $(REQ)/checkov.txt into $(CHECKOV_VENV) (uv, hashes required)"
-	@$(UV) venv -q --allow-existing --python $(PY) $(CHECKOV_VENV)
-	@$(UV) pip sync -q --python $(CHECKOV_VENV)/bin/python --require-hashes $(REQ)/checkov.txt
+	@started=$$(date +%s); \
+	$(UV) venv -q --allow-existing --python $(PY) $(CHECKOV_VENV) && \
+	$(UV) pip sync -q --python $(CHECKOV_VENV)/bin/python --require-hashes $(REQ)/checkov.txt && \
+	echo "  checkov installed ($$(( $$(date +%s) - started )) s)"
 	@touch $@
 
-test: lint tools k8s-check ## lint, the offline deployment gate, and every test against a real broker
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+# Two workers (PYTEST_WORKERS), each with its own broker on free ports; the three-broker cluster's
+# tests stay together on one worker (tests/conftest.py). The deployment gate runs in full as one of
+# the tests (tests/deploy/test_gate.py), beside the others rather than before them.
+PYTEST_WORKERS ?= 2
+test: lint tools ## lint, the offline deployment gate, and every test against a real broker
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # make fuzz [FUZZ_SECONDS=120]: generated hostile requests for that long (make test runs 20 s)
 FUZZ_SECONDS ?= 120

@@ -20,10 +20,18 @@ from devstack.proc import ROOT, ManagedProcess, free_port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs the broker, so `-m "not kafka"` (make check) leaves it out."""
+    """Mark every test that needs the broker, so `-m "not kafka"` (make check) leaves it out.
+
+    `make test` spreads the tests over two pytest-xdist workers (`--dist loadgroup`), each with
+    its own session broker on free ports; the tests of the three-broker cluster form one group,
+    so one worker starts the cluster and runs them all while the other runs the rest.
+    """
     for item in items:
-        if {"kafka", "kafka_cluster"} & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if {"kafka", "kafka_cluster"} & fixtures:
             item.add_marker(pytest.mark.kafka)
+        if "kafka_cluster" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("kafka_cluster"))
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from devstack.proc import ROOT
@@ -106,6 +107,7 @@ def fetch_jars(jars_dir: Path = JARS_DIR, *, record: bool = False) -> Path:
         file=sys.stderr,
         flush=True,
     )
+    started = time.monotonic()
     if jars_dir.exists():
         shutil.rmtree(jars_dir)
     jars_dir.mkdir(parents=True)
@@ -125,4 +127,7 @@ def fetch_jars(jars_dir: Path = JARS_DIR, *, record: bool = False) -> Path:
         JARS_SHA256.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
     check_jars(jars_dir)
     marker.write_text(KAFKA_VERSION + "\n")
+    print(
+        f"  Kafka's jars fetched ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True
+    )
     return jars_dir

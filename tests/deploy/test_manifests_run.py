@@ -90,7 +90,6 @@ def http_status(url: str) -> int:
 
 @pytest.mark.kafka
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # the first gate run on a new machine builds kustomize
 def test_the_manifests_commands_deliver_every_month(
     kafka: Broker, topics: Topics, tmp_path: Path
 ) -> None:
