@@ -26,8 +26,9 @@ from cyclonedx.schema import OutputFormat, SchemaVersion
 from cyclonedx.validation import make_schemabased_validator
 from packaging.utils import canonicalize_name
 
-from devstack.k8s_fit import project_version
-from devstack.kafka import ROOT
+from devstack.gate.images import project_version
+from devstack.proc import ROOT
+from devstack.reporting import say
 
 IMAGES = {
     "collector": "Dockerfile.collector",
@@ -50,10 +51,6 @@ with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
 
 class ImageError(RuntimeError):
     """A build or an SBOM failed; the message says which and why."""
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def image_name(component: str) -> str:

@@ -18,7 +18,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pip_requirements_parser import RequirementsFile  # type: ignore[import-untyped]
 
-from devstack.kafka import ROOT
+from devstack.proc import ROOT
 
 REQUIREMENTS_DIR = ROOT / "requirements"
 PROJECT = "event-collector"

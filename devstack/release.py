@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from devstack.gate_checks import Finding, Manifest, pods_of
-from devstack.gate_tools import (
+from devstack.gate.checks import Finding, Manifest, pods_of
+from devstack.gate.tools import (
     GateSetupError,
     Policy,
     checkov_binary,
@@ -34,7 +34,7 @@ from devstack.gate_tools import (
     render,
     run_checkov,
 )
-from devstack.kafka import ROOT
+from devstack.proc import ROOT
 
 K8S_DIR = ROOT / "k8s"
 OVERLAY = "production"

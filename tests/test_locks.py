@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kafka import ROOT
 from devstack.locks import (
     EXTRAS,
     GROUPS,
@@ -18,6 +17,7 @@ from devstack.locks import (
     disagreements,
     read_lock,
 )
+from devstack.proc import ROOT
 
 
 @pytest.fixture

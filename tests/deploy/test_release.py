@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devstack.gate_tools import checkov_binary, kustomize_binary, render, run_checkov
+from devstack.gate.tools import checkov_binary, kustomize_binary, render, run_checkov
 from devstack.release import (
     DIGEST_CHECK,
     K8S_DIR,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from devstack.images import ImageError, base_image, complete, generate, split_reference, validate
-from devstack.kafka import ROOT
+from devstack.proc import ROOT
 
 PACKAGES = ("orjson", "tqdm")
 IMAGE_ID = "sha256:" + "1" * 64
