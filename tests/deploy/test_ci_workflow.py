@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from devstack.go_tools import ACTIONLINT
@@ -27,11 +28,13 @@ def actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.tools  # actionlint: `make tools` builds it
 def test_the_workflow_passes_actionlint() -> None:
     done = actionlint(WORKFLOW)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.tools  # actionlint: `make tools` builds it
 def test_actionlint_finds_a_broken_workflow(tmp_path: Path) -> None:
     broken = tmp_path / ".github" / "workflows" / "ci.yml"
     broken.parent.mkdir(parents=True)

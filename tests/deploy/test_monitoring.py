@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -50,12 +51,14 @@ def test_the_alerts_an_on_call_person_needs_are_there() -> None:
         assert rule.get("for"), rule["alert"]
 
 
+@pytest.mark.tools  # promtool or kustomize: `make tools` builds it
 def test_promtool_check_rules() -> None:
     done = monitoring.check_rules()
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS: 6 rules found" in done.stdout + done.stderr
 
 
+@pytest.mark.tools  # promtool or kustomize: `make tools` builds it
 def test_promtool_unit_tests_cover_every_alert_firing_and_quiet() -> None:
     tests = yaml.safe_load(monitoring.RULE_TESTS_FILE.read_text(encoding="utf-8"))["tests"]
     firing: set[str] = set()
@@ -69,6 +72,7 @@ def test_promtool_unit_tests_cover_every_alert_firing_and_quiet() -> None:
     assert "SUCCESS" in done.stdout
 
 
+@pytest.mark.tools  # promtool or kustomize: `make tools` builds it
 def test_promtool_unit_tests_fail_when_a_threshold_moves(tmp_path: Path) -> None:
     # The tests pin the thresholds: doubling one makes its firing case fail.
     manifest = yaml.safe_load(monitoring.RULES_FILE.read_text(encoding="utf-8"))
@@ -136,6 +140,7 @@ def test_every_metric_of_the_dashboard_and_alerts_is_exposed_by_a_running_collec
     assert in_alerts <= used, sorted(in_alerts - used)
 
 
+@pytest.mark.tools  # promtool or kustomize: `make tools` builds it
 def test_the_component_renders_and_its_pod_monitor_finds_the_collector() -> None:
     objects, problems = render(K8S_DIR / "overlays" / "monitored", kustomize_binary())
     assert problems == []
