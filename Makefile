@@ -123,7 +123,8 @@ bench: kafka-jars ## side-by-side benchmark against a real broker; results in be
 soak: kafka-jars ## 10 min through 3 replicas and 3 brokers, one of each restarted every 2 min
 	@$(PY) -m bench.soak $(if $(SOAK_MINUTES),--minutes $(SOAK_MINUTES)) $(if $(SOAK_RATE),--rate $(SOAK_RATE))
 
-# make images [PYTHON_IMAGE=base image]: each image's CycloneDX SBOM goes to .artifacts/sbom/
+# make images [PYTHON_IMAGE=base image] [IMAGE_TAG=tag, default the project's version]: each
+# image's CycloneDX SBOM goes to .artifacts/sbom/
 images: $(STAMP) ## build the images and their SBOMs (needs a running Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine is available here (\`docker info\` failed), so no image was built. Start Docker (or run this where it runs) and try again." >&2; exit 1; }
 	@$(PY) -m devstack.images $(if $(PYTHON_IMAGE),--base-image $(PYTHON_IMAGE))

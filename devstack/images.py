@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -53,12 +54,17 @@ class ImageError(RuntimeError):
     """A build or an SBOM failed; the message says which and why."""
 
 
+def image_tag() -> str:
+    """`make images IMAGE_TAG=...`, else the project's version (the tag the manifests name)."""
+    return os.environ.get("IMAGE_TAG") or project_version()
+
+
 def image_name(component: str) -> str:
-    return f"event-collector/{component}:{project_version()}"
+    return f"event-collector/{component}:{image_tag()}"
 
 
 def sbom_path(component: str) -> Path:
-    return SBOM_DIR / f"{component}-{project_version()}.cdx.json"
+    return SBOM_DIR / f"{component}-{image_tag()}.cdx.json"
 
 
 def _docker(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[bytes]:

@@ -15,7 +15,17 @@ from typing import Any
 
 import pytest
 
-from devstack.images import ImageError, base_image, complete, generate, split_reference, validate
+from devstack.gate.images import project_version
+from devstack.images import (
+    ImageError,
+    base_image,
+    complete,
+    generate,
+    image_name,
+    sbom_path,
+    split_reference,
+    validate,
+)
 from devstack.proc import ROOT
 
 PACKAGES = ("orjson", "tqdm")
@@ -124,3 +134,13 @@ def test_the_default_base_image_is_the_dockerfiles_pinned_one() -> None:
     assert base_image(ROOT / "Dockerfile.collector", "local/python:3.11-slim") == (
         "local/python:3.11-slim"
     )
+
+
+def test_the_tag_is_the_projects_version_unless_image_tag_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("IMAGE_TAG", raising=False)
+    assert image_name("collector") == f"event-collector/collector:{project_version()}"
+    monkeypatch.setenv("IMAGE_TAG", "candidate-7")
+    assert image_name("collector") == "event-collector/collector:candidate-7"
+    assert sbom_path("producer").name == "producer-candidate-7.cdx.json"
