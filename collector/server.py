@@ -6,6 +6,7 @@ import the function they run.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import ctypes
@@ -32,6 +33,7 @@ from collector.app import create_app, kafka_sink
 from collector.problems import Problem
 from collector.routes import HEALTHZ, READYZ
 from collector.settings import Settings, SettingsProblem, load
+from console.settings_help import settings_epilog
 
 log = logging.getLogger("collector")
 
@@ -350,8 +352,21 @@ def supervise(settings: Settings) -> int:
     return 0 if all(worker.exitcode == 0 for worker in workers) else 1
 
 
-def main() -> int:
+def parser() -> argparse.ArgumentParser:
+    """`python -m collector --help`: what it does and every setting; no other arguments."""
+    return argparse.ArgumentParser(
+        prog="python -m collector",
+        description="Accept events over HTTP (POST /api/v1/collect, /api/v1/collect/batch) and\n"
+        "answer 202 only once Kafka has them; Swagger UI at /api/v1/docs.\n"
+        "Configured by the environment variables below, read once at start-up.",
+        epilog=settings_epilog(Settings),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
     """Read the settings once and serve; exit 2 naming what is wrong with them (never a value)."""
+    parser().parse_args(argv)
     try:
         settings = load()
     except SettingsProblem as problem:

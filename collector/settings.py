@@ -17,43 +17,65 @@ class Settings(BaseSettings):
     )
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
-    raw_topic: str = Field("raw-events", min_length=1)
-    dead_letter_topic: str = Field("raw-events-dlq", min_length=1)
+    raw_topic: str = Field("raw-events", min_length=1, description="topic for accepted events")
+    dead_letter_topic: str = Field(
+        "raw-events-dlq", min_length=1, description="topic for rejected events (400, 422)"
+    )
     # `COLLECTOR_ID`, not `COLLECTOR_COLLECTOR_ID`: an explicit alias skips the prefix.
     collector_id: str = Field(
         default_factory=socket.gethostname,
         min_length=1,
         max_length=256,
         validation_alias=AliasChoices("COLLECTOR_ID", "collector_id"),
+        description="goes into every record; the host name (on Kubernetes the pod name)",
     )
-    host: str = "0.0.0.0"
-    port: int = Field(8000, ge=0, le=65535)
-    max_body_bytes: int = Field(1_048_576, gt=0)
-    max_batch_events: int = Field(1_000, gt=0)
-    ack_timeout_s: float = Field(5.0, gt=0)
-    retry_after_s: int = Field(1, ge=0)
-    workers: int = Field(1, ge=1)
-    api_keys: Annotated[tuple[str, ...], NoDecode] = Field((), repr=False)
+    host: str = Field("0.0.0.0", description="address to listen on")
+    port: int = Field(8000, ge=0, le=65535, description="port to listen on")
+    max_body_bytes: int = Field(1_048_576, gt=0, description="larger request bodies get 413")
+    max_batch_events: int = Field(
+        1_000, gt=0, description="events per /collect/batch request; more get 413 batch_too_large"
+    )
+    ack_timeout_s: float = Field(
+        5.0, gt=0, description="how long Kafka may take to acknowledge; then 503 ack_timeout"
+    )
+    retry_after_s: int = Field(1, ge=0, description="the Retry-After header's seconds on a 503")
+    workers: int = Field(1, ge=1, description="server processes sharing the port")
+    api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), repr=False, description="comma-separated keys clients send as `Authorization: Bearer`"
+    )
     # Without keys the collector starts only when this says so: never open by accident.
-    allow_anonymous: bool = False
+    allow_anonymous: bool = Field(
+        False, description="true: accept requests without a key when COLLECTOR_API_KEYS is unset"
+    )
     kafka_properties: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
-    readiness_interval_s: float = Field(2.0, gt=0)
-    drain_timeout_s: float = Field(25.0, gt=0)
-    # A client has this long to send a whole request (headers, then body); then 408, cut off.
-    request_timeout_s: float = Field(10.0, gt=0)
-    # A request's line and headers, in bytes and in fields; over either, 431 before anything else.
-    max_header_bytes: int = Field(32_768, ge=1_024)
-    max_headers: int = Field(100, ge=8)
-    # Requests in flight at once (uvicorn's limit_concurrency, done here to answer 503 with
-    # Retry-After); each may hold a body of up to max_body_bytes. Probes are always answered.
-    max_concurrency: int = Field(256, ge=1)
-    log_level: str = "INFO"
-    # Collect requests per second allowed per API key (one shared bucket when keys are off), with
-    # bursts up to `rate_limit_burst` (default: one second's worth); 0 turns the limit off.
-    rate_limit_per_s: float = Field(0.0, ge=0)
-    rate_limit_burst: int = Field(0, ge=0)
-    # Origins allowed to post from a browser (CORS), comma-separated, `*` for any; none by default.
-    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    readiness_interval_s: float = Field(
+        2.0, gt=0, description="how often /readyz's view of Kafka is refreshed"
+    )
+    drain_timeout_s: float = Field(
+        25.0, gt=0, description="after SIGTERM, for requests in flight and Kafka's flush"
+    )
+    request_timeout_s: float = Field(
+        10.0, gt=0, description="to send a whole request (headers, then body); then 408"
+    )
+    max_header_bytes: int = Field(
+        32_768, ge=1_024, description="a request's line and headers, in bytes; more get 431"
+    )
+    max_headers: int = Field(100, ge=8, description="header fields per request; more get 431")
+    # uvicorn's limit_concurrency, done here to answer 503 with Retry-After; each request may hold
+    # a body of up to max_body_bytes. Probes are always answered.
+    max_concurrency: int = Field(
+        256, ge=1, description="requests in flight at once; more get 503 with Retry-After"
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    rate_limit_per_s: float = Field(
+        0.0, ge=0, description="collect requests/s per API key (one bucket without keys); 0 = off"
+    )
+    rate_limit_burst: int = Field(
+        0, ge=0, description="burst above the rate limit; 0 = one second's worth"
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="origins allowed to post from a browser (CORS), comma-separated, * = any"
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
+from console.settings_help import add_setting_flags, env_var, settings_epilog
 from producer import sample, source
 from producer.reconcile import TopicReadError, reconcile
 from producer.replay import replay
@@ -22,63 +24,138 @@ from producer.settings import ReconcileSettings, ReplaySettings
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# What a shell reports for a command stopped by Ctrl-C (128 + SIGINT), so `replay && reconcile`
+# does not carry on after an interrupted replay.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+
+_DESCRIPTION = """\
+Replay parquet files (TLC taxi trips, or any other) into the event collector, one event per
+row, and check afterwards that every row reached Kafka exactly once.
+
+  python -m producer sample data/                       # three small files to try it with
+  python -m producer replay data/*.parquet --rate 500   # send them to the collector
+  python -m producer reconcile data/*.parquet           # compare the topics with the files
+
+Every flag can also be set by an environment variable (named in each command's --help)."""
+
+_REPLAY_EXAMPLE = """\
+example:
+  python -m producer replay data/yellow_tripdata_2023-01.parquet \\
+      --collector-url http://127.0.0.1:8000 --rate 2000 --batch-size 100
+
+Prints progress on stderr, then one JSON summary line on stdout and a table on stderr.
+Exit code: 0 all accepted or rejected, 1 some failed, 2 usage or file error, 130 Ctrl-C."""
+
+_RECONCILE_EXAMPLE = """\
+example:
+  python -m producer reconcile data/yellow_tripdata_2023-01.parquet \\
+      --bootstrap-servers 127.0.0.1:9092
+
+Prints one JSON line: expected, raw, dead_letter, missing, duplicates, unexpected.
+Exit code 0 only when nothing is missing or unexpected."""
+
+_SAMPLE_EXAMPLE = """\
+example:
+  python -m producer sample data/ --rows 300 --months 2023-01"""
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _files(
+    command: argparse.ArgumentParser, model: type[ReplaySettings | ReconcileSettings]
+) -> None:
+    command.add_argument(
+        "data_urls",
+        nargs="*",
+        metavar="FILE_OR_URL",
+        help=f"parquet files or http(s) URLs (env {env_var(model, 'data_urls')})",
+    )
+
+
+def _command(
+    sub: Any, name: str, summary: str, description: str, example: str
+) -> argparse.ArgumentParser:
+    return sub.add_parser(  # type: ignore[no-any-return]
+        name,
+        help=summary,
+        description=textwrap.fill(description, 88),
+        epilog=example,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m producer", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    rp = sub.add_parser(
-        "replay",
-        help="send every row of parquet files to the collector",
-        description="Each flag also reads PRODUCER_<FLAG> (files: PRODUCER_DATA_URLS); "
-        "JOB_COMPLETION_INDEX picks one file of the list.",
+    parser = argparse.ArgumentParser(
+        prog="python -m producer",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    rp.add_argument("data_urls", nargs="*", metavar="FILE_OR_URL")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rp = _command(
+        sub, "replay", "send every row of parquet files to the collector",
+        "Send every row of the files to the collector as one event, paced at --rate, retrying "
+        "what the collector asks to be sent again. JOB_COMPLETION_INDEX (a Kubernetes Indexed "
+        "Job) picks one file of the list.",
+        _REPLAY_EXAMPLE,
+    )  # fmt: skip
+    _files(rp, ReplaySettings)
     rp.add_argument(
         "--sha256",
         action="append",
         metavar="FILE_OR_URL=HEX",
-        help="the sha256 a file must have (repeat per file); a file that differs is not replayed",
+        help="the sha256 a file must have (repeat per file); a file that differs is not replayed "
+        f"(env {env_var(ReplaySettings, 'sha256')}, space or comma separated)",
     )
-    rp.add_argument("--collector-url")
-    rp.add_argument("--rate", dest="rate_per_s", type=float, help="events/s, 0 = unthrottled")
-    rp.add_argument("--max-records", type=int)
-    rp.add_argument("--batch-size", type=int, help="events per request (>1: batch endpoint)")
-    rp.add_argument("--concurrency", type=int, help="requests in flight")
-    rp.add_argument("--event-type")
-    rp.add_argument("--schema-version")
-    rp.add_argument("--api-key")
-    rp.add_argument("--timeout-s", type=float)
-    rp.add_argument("--max-attempts", type=int)
-    rp.add_argument("--max-retry-s", type=float)
-    rp.add_argument("--backoff-base-s", type=float)
-    rp.add_argument("--backoff-cap-s", type=float)
-    rp.add_argument("--read-batch-rows", type=int)
-    rp.add_argument("--progress-interval-s", type=float)
-    rp.add_argument("--drain-timeout-s", type=float)
-
-    rc = sub.add_parser("reconcile", help="compare the topics with the files")
-    rc.add_argument("data_urls", nargs="*", metavar="FILE_OR_URL")
-    rc.add_argument("--bootstrap-servers")
-    rc.add_argument("--raw-topic")
-    rc.add_argument("--dead-letter-topic")
-    rc.add_argument("--check-payloads", action="store_true", default=None)
-    rc.add_argument(
-        "--by-collector", action="store_true", default=None, help="records per collector_id"
+    add_setting_flags(
+        rp,
+        ReplaySettings,
+        flags={"rate_per_s": "--rate"},
+        skip=("data_urls", "sha256", "job_completion_index"),
     )
-    rc.add_argument("--event-type")
-    rc.add_argument("--schema-version")
-    rc.add_argument("--read-timeout-s", type=float)
-    rc.add_argument("--max-records", type=int, help="expect only the first N rows of each file")
 
-    sp = sub.add_parser("sample", help="write small TLC-shaped yellow taxi files")
-    sp.add_argument("out_dir", type=Path, nargs="?", metavar="OUTDIR")
+    rc = _command(
+        sub, "reconcile", "compare the topics with the files",
+        "Read the raw and dead-letter topics to their end and compare them with the files: "
+        "every row must be there exactly once.",
+        _RECONCILE_EXAMPLE,
+    )  # fmt: skip
+    _files(rc, ReconcileSettings)
+    env_only = add_setting_flags(rc, ReconcileSettings, skip=("data_urls",))
+    if env_only:
+        rc.epilog = f"{rc.epilog}\n\n" + settings_epilog(
+            ReconcileSettings, env_only, title="set only by environment variables:"
+        )
+
+    sp = _command(
+        sub, "sample", "write small TLC-shaped yellow taxi files",
+        "Write one small parquet file per month, shaped like the TLC's yellow taxi trip records "
+        "(same columns and types); the same seed always writes the same files.",
+        _SAMPLE_EXAMPLE,
+    )  # fmt: skip
+    sp.add_argument("out_dir", type=Path, nargs="?", metavar="OUTDIR", help="folder to write to")
     sp.add_argument("--out-dir", dest="out_dir_flag", type=Path, help="same as OUTDIR")
-    sp.add_argument("--rows", type=int, default=1000)
-    sp.add_argument("--seed", type=int, default=2023)
-    sp.add_argument("--months", nargs="+", default=list(sample.MONTHS))
-    sp.add_argument("--row-group-rows", type=int, default=0)
+    sp.add_argument(
+        "--rows",
+        type=_positive,
+        default=1000,
+        help="rows per file, at least 1 (default: %(default)s)",
+    )
+    sp.add_argument("--seed", type=int, default=2023, help="random seed (default: %(default)s)")
+    sp.add_argument(
+        "--months", nargs="+", default=list(sample.MONTHS), help="YYYY-MM (default: %(default)s)"
+    )
+    sp.add_argument(
+        "--row-group-rows",
+        type=int,
+        default=0,
+        help="rows per parquet row group, 0 = one group (default: %(default)s)",
+    )
     return parser
 
 
@@ -111,8 +188,15 @@ def _error(message: str) -> int:
 async def _replay_async(settings: ReplaySettings, paths: list[tuple[str, Path]]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    interrupted = False
+
+    def on_interrupt() -> None:
+        nonlocal interrupted
+        interrupted = True
+        stop.set()
+
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
     headers = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
     async with httpx.AsyncClient(
         base_url=settings.collector_url,
@@ -124,8 +208,12 @@ async def _replay_async(settings: ReplaySettings, paths: list[tuple[str, Path]])
     ) as client:
         summary = await replay(paths, settings, client, stop=stop)
     print(summary.line(), flush=True)
+    print("\n" + summary.tables(), file=sys.stderr, flush=True)
     if summary.error:
         print(f"error: {summary.error}", file=sys.stderr)
+    if interrupted:
+        print("interrupted (Ctrl-C): the rest of the input was not sent", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0 if summary.stats.failed == 0 and not summary.error else EXIT_FAILED
 
 
@@ -135,13 +223,7 @@ def run_replay(args: argparse.Namespace) -> int:
     if not files:
         return _error("no files to replay (give FILE_OR_URL or PRODUCER_DATA_URLS)")
     with contextlib.ExitStack() as stack:
-        paths = [
-            (
-                source.file_name(f),
-                stack.enter_context(source.local_copy(f, sha256=settings.expected_sha256(f))),
-            )
-            for f in files
-        ]
+        paths = source.local_copies(stack, files, sha256_of=settings.expected_sha256)
         return asyncio.run(_replay_async(settings, paths))
 
 
@@ -150,10 +232,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
     if not settings.data_urls:
         return _error("no files to reconcile (give FILE_OR_URL or PRODUCER_DATA_URLS)")
     with contextlib.ExitStack() as stack:
-        paths = [
-            (source.file_name(f), stack.enter_context(source.local_copy(f)))
-            for f in settings.data_urls
-        ]
+        paths = source.local_copies(stack, settings.data_urls)
         result = reconcile(
             paths,
             bootstrap_servers=settings.bootstrap_servers,
@@ -191,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     command = {"replay": run_replay, "reconcile": run_reconcile, "sample": run_sample}
     try:
         return command[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ValidationError as exc:
         return _error(_invalid(exc))
     except (ValueError, OSError, SchemaError, TopicReadError, httpx.HTTPError) as exc:

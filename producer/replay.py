@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pyarrow as pa
 
+from console.tables import table
 from producer import reasons, rows, source
 from producer.pacing import Pacer
 from producer.sending import EncodedEvent, RetryPolicy, Sender, Stats
@@ -55,6 +56,19 @@ def turned_away(stats: Stats, collector_url: str) -> str | None:
     )
 
 
+def unreachable(stats: Stats, collector_url: str, waited_s: float, limit_s: float) -> str | None:
+    """Why to stop early, when no attempt has connected (refused, unknown host) for `limit_s`."""
+    if stats.accepted or stats.rejected or set(stats.statuses) != {"ConnectError"}:
+        return None
+    if waited_s < limit_s:
+        return None
+    return (
+        f"stopped early: could not connect to {collector_url} for {waited_s:.0f} s "
+        f"({stats.last_retry}); is the collector running, and is --collector-url "
+        "(PRODUCER_COLLECTOR_URL) its address? The rest of the input was not sent."
+    )
+
+
 @dataclass
 class Summary:
     stats: Stats
@@ -82,32 +96,64 @@ class Summary:
     def line(self) -> str:
         return orjson.dumps(self.as_dict()).decode()
 
+    def tables(self) -> str:
+        """The run, and why events did not get through, as tables a person reads."""
+        s = self.stats
+        rate = s.done / self.seconds if self.seconds > 0 else 0.0
+        headers = ["files", "records", "accepted", "rejected", "failed", "retries", "seconds"]
+        text = table(
+            [*headers, "events/s"],
+            [[", ".join(self.files), s.records, s.accepted, s.rejected, s.failed, s.retries,
+              self.seconds, rate]],
+        )  # fmt: skip
+        if s.reasons.by_key:
+            rows = [[key, r.outcome, r.count, r.message] for key, r in s.reasons.by_key.items()]
+            text += "\n\n" + table(["reason", "outcome", "events", "first message"], rows)
+        return text
+
 
 def units_of(
     paths: list[tuple[str, Path]], settings: ReplaySettings
 ) -> Generator[list[EncodedEvent], None, None]:
-    """The events to send, `batch_size` per unit, up to `max_records` in all."""
+    """The events to send, `batch_size` per unit, up to `max_records` in all; a read error
+    names its file."""
     budget = settings.max_records
-    size = settings.batch_size
     for name, path in paths:
-        for part in source.iter_row_batches(path, settings.read_batch_rows):
-            if budget is not None and budget <= 0:
-                return
-            batch = part.batch if budget is None else part.batch.slice(0, budget)
-            bodies = rows.event_bodies(
-                batch,
-                file_name=name,
-                first_row=part.first_row,
-                event_type=settings.event_type,
-                schema_version=settings.schema_version,
-            )
-            if budget is not None:
-                budget -= len(bodies)
-            events = [
-                EncodedEvent(f"{name}:{part.first_row + i}", body) for i, body in enumerate(bodies)
-            ]
-            for start in range(0, len(events), size):
-                yield events[start : start + size]
+        if budget is not None and budget <= 0:
+            return
+        try:
+            used = yield from _units_of_file(name, path, settings, budget)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise source.SourceError(f"{name}: {type(exc).__name__}: {exc}") from exc
+        if budget is not None:
+            budget -= used
+
+
+def _units_of_file(
+    name: str, path: Path, settings: ReplaySettings, budget: int | None
+) -> Generator[list[EncodedEvent], None, int]:
+    """One file's events, at most `budget`; returns how many."""
+    used = 0
+    size = settings.batch_size
+    for part in source.iter_row_batches(path, settings.read_batch_rows):
+        left = None if budget is None else budget - used
+        if left is not None and left <= 0:
+            break
+        batch = part.batch if left is None else part.batch.slice(0, left)
+        bodies = rows.event_bodies(
+            batch,
+            file_name=name,
+            first_row=part.first_row,
+            event_type=settings.event_type,
+            schema_version=settings.schema_version,
+        )
+        used += len(bodies)
+        events = [
+            EncodedEvent(f"{name}:{part.first_row + i}", body) for i, body in enumerate(bodies)
+        ]
+        for start in range(0, len(events), size):
+            yield events[start : start + size]
+    return used
 
 
 def _take(
@@ -143,7 +189,8 @@ class Progress:
             counts = {key: r.count for key, r in s.reasons.by_key.items()}
             self._bar.set_postfix(
                 accepted=s.accepted, rejected=s.rejected, failed=s.failed, retries=s.retries,
-                **({"why": counts} if counts else {}), refresh=False,
+                **({"why": counts} if counts else {}),
+                **({"last_retry": s.last_retry} if s.last_retry else {}), refresh=False,
             )  # fmt: skip
             self._shown = s.done
             return
@@ -153,6 +200,7 @@ class Progress:
         print(
             f"progress: {s.done}/{self._total} done, accepted {s.accepted}, rejected "
             f"{s.rejected}, failed {s.failed}, retries {s.retries}, {rate:.0f} events/s"
+            + (f" | last retry: {s.last_retry}" if s.last_retry else "")
             + (f" | {why}" if why else ""),
             file=self._stream,
             flush=True,
@@ -216,7 +264,7 @@ async def replay(
                     await queue.put(unit)
                 if error is not None:
                     # A file that cannot be read on: what was read is still sent and summarised.
-                    errors.append(f"{type(error).__name__}: {error}")
+                    errors.append(str(error))  # a SourceError: names its file
                     break
                 if len(chunk) < take:
                     break
@@ -255,6 +303,16 @@ async def replay(
         await stop.wait()
         sender.give_up_after(settings.drain_timeout_s)
 
+    async def watch_connections() -> None:
+        # Nothing connects (refused, unknown host): say so now, not when the retries run out.
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+            waited_s = time.monotonic() - started_s
+            if why := unreachable(stats, settings.collector_url, waited_s, settings.unreachable_s):
+                errors.append(why)
+                sender.give_up_after(0.0)
+                stop.set()
+
     async def watch_rate() -> None:
         # Once, after a few seconds of sending: is the asked rate out of reach of these settings?
         await warmed.wait()
@@ -279,7 +337,7 @@ async def replay(
             )
 
     progress = Progress(stats, total, settings.progress_interval_s, stderr)
-    helpers = [asyncio.create_task(progress.run()), asyncio.create_task(on_stop())]
+    helpers = [asyncio.create_task(t) for t in (progress.run(), on_stop(), watch_connections())]
     if settings.rate_per_s > 0:
         helpers.append(asyncio.create_task(watch_rate()))
     try:

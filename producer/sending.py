@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import enum
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -56,6 +57,19 @@ def retry_after_s(value: str | None, now: Callable[[], float] = time.time) -> fl
     return max(0.0, when.timestamp() - now())
 
 
+def transport_error_text(exc: httpx.TransportError) -> str:
+    """`ConnectError: Connection refused`: the root cause where it has an error number (httpx's
+    own message is often only "All connection attempts failed")."""
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno:
+            # A resolver error (negative number) has no strerror of its own in `os`.
+            why = os.strerror(cause.errno) if cause.errno > 0 else cause.strerror
+            return f"{type(exc).__name__}: {why}"
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(exc).__name__}: {exc}"
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter, bounded per event by attempts and elapsed time."""
@@ -80,6 +94,8 @@ class Stats:
     retries: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     reasons: reasons.Reasons = field(default_factory=reasons.Reasons)
+    # Why the latest retry was needed (`503 ack_timeout "..."`), for the progress line.
+    last_retry: str = ""
 
     @property
     def done(self) -> int:
@@ -95,6 +111,11 @@ class Stats:
 
     def saw(self, status: str) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def retrying(self, n: int, why: tuple[str, str]) -> None:
+        self.retries += n
+        key, message = why
+        self.last_retry = message if message.startswith(key) else f'{key} "{message}"'
 
 
 @dataclass(frozen=True)
@@ -158,7 +179,7 @@ class Sender:
             response = await self._client.send(request)
         except httpx.TransportError as exc:
             self._stats.saw(type(exc).__name__)
-            return 0, f"{type(exc).__name__}: {exc}".encode(), None
+            return 0, transport_error_text(exc).encode(), None
         status = response.status_code
         self._stats.saw(str(status))
         return status, response.content, retry_after_s(response.headers.get("retry-after"))
@@ -183,7 +204,7 @@ class Sender:
             if outcome is Outcome.RETRY:
                 pause_s = self._policy.delay_s(attempt, retry_after, self._rng)
                 if self._may_retry(attempt, started_s, pause_s):
-                    self._stats.retries += 1
+                    self._stats.retrying(1, reasons.of_answer(status, answer))
                     await self._sleep(pause_s)
                     continue
                 outcome = Outcome.FAILED
@@ -239,6 +260,6 @@ class Sender:
                     self._stats.reasons.note(Outcome.FAILED.value, *why[i])
                 self._stats.count(Outcome.FAILED, len(pending))
                 break
-            self._stats.retries += len(pending)
+            self._stats.retrying(len(pending), why[pending[0]])
             await self._sleep(pause_s)
         return [final[i] for i in range(len(events))]

@@ -43,14 +43,21 @@ class ReplaySettings(BaseSettings):
     max_records: int | None = Field(None, ge=0, description="stop after this many events")
     batch_size: int = Field(1, ge=1, description="events per request; above 1 uses /batch")
     concurrency: int = Field(16, ge=1, description="requests in flight at once")
-    event_type: str = Field("YellowTaxiTripRecords", min_length=1, max_length=256)
-    schema_version: str = Field("0-0-1", min_length=1, max_length=64)
+    event_type: str = Field(
+        "YellowTaxiTripRecords", min_length=1, max_length=256, description="every event's type"
+    )
+    schema_version: str = Field(
+        "0-0-1", min_length=1, max_length=64, description="every event's schema version"
+    )
     api_key: str | None = Field(None, description="sent as `Authorization: Bearer` when set")
     timeout_s: float = Field(10.0, gt=0, description="per request")
     max_attempts: int = Field(30, ge=1, description="per event, the first send included")
     max_retry_s: float = Field(120.0, ge=0, description="per event, from its first send")
-    backoff_base_s: float = Field(0.1, gt=0)
-    backoff_cap_s: float = Field(5.0, gt=0)
+    backoff_base_s: float = Field(0.1, gt=0, description="first retry's longest pause")
+    backoff_cap_s: float = Field(5.0, gt=0, description="longest pause between retries")
+    unreachable_s: float = Field(
+        10.0, gt=0, description="stop when no request could connect for this long"
+    )
     read_batch_rows: int = Field(10_000, ge=1, description="rows converted at a time")
     progress_interval_s: float = Field(5.0, gt=0, description="plain progress lines, off a tty")
     drain_timeout_s: float = Field(20.0, ge=0, description="after SIGTERM, for sends in flight")
@@ -112,14 +119,18 @@ class ReconcileSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PRODUCER_", populate_by_name=True)
 
-    data_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    data_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="the replayed files or URLs, space or comma separated"
+    )
     bootstrap_servers: str = "127.0.0.1:9092"
-    raw_topic: str = "raw-events"
-    dead_letter_topic: str = "raw-events-dlq"
-    check_payloads: bool = False
+    raw_topic: str = Field("raw-events", description="the collector's topic for accepted events")
+    dead_letter_topic: str = Field(
+        "raw-events-dlq", description="the collector's topic for rejected events"
+    )
+    check_payloads: bool = Field(False, description="also compare every payload with its row")
     by_collector: bool = Field(False, description="add the raw records per collector_id")
-    event_type: str = "YellowTaxiTripRecords"
-    schema_version: str = "0-0-1"
+    event_type: str = Field("YellowTaxiTripRecords", description="the replay's event type")
+    schema_version: str = Field("0-0-1", description="the replay's schema version")
     read_timeout_s: float = Field(120.0, gt=0, description="to reach the high watermarks")
     max_records: int | None = Field(None, ge=0, description="only the first N rows of each file")
 

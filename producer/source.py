@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -19,6 +19,10 @@ DOWNLOAD_CHUNK_BYTES = 1 << 20
 # Read column chunks through a small buffer instead of whole: memory stays flat with row groups
 # of any size.
 _READ_BUFFER_BYTES = 1 << 20
+
+
+class SourceError(ValueError):
+    """A file or URL that cannot be read; the message starts with the file or URL."""
 
 
 def is_url(location: str) -> bool:
@@ -76,6 +80,26 @@ def local_copy(
             http.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def local_copies(
+    stack: contextlib.ExitStack,
+    locations: list[str],
+    *,
+    sha256_of: Callable[[str], str | None] = lambda _location: None,
+) -> list[tuple[str, Path]]:
+    """(display name, local path) of each location, checked to be parquet (and to have the sha256
+    `sha256_of` gives it); a download or a file that fails raises a `SourceError` naming it."""
+    paths = []
+    for location in locations:
+        try:
+            path = stack.enter_context(local_copy(location, sha256=sha256_of(location)))
+            row_count(path)  # reads the footer: a file that is not parquet fails here, named
+        except (OSError, ValueError, pa.ArrowException, httpx.HTTPError) as exc:
+            named = str(exc) if str(exc).startswith(location) else f"{location}: {exc}"
+            raise SourceError(named) from exc
+        paths.append((file_name(location), path))
+    return paths
 
 
 @dataclass(frozen=True)

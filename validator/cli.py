@@ -14,6 +14,7 @@ import orjson
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from console.settings_help import settings_epilog
 from validator import contracts
 from validator.settings import DEFAULT_CONTRACTS_DIR, Settings, problems
 
@@ -81,8 +82,11 @@ def check_contracts(root: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m validator",
-        description="Validate raw events against their contracts, exactly once, into the "
-        "validated and dead-letter topics (settings from VALIDATOR_* variables).",
+        description="Validate raw events against their contracts, exactly once, into the\n"
+        "validated and dead-letter topics. `run` (the default) runs the service, configured by\n"
+        "the environment variables below.",
+        epilog=settings_epilog(Settings),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the service (the default)")

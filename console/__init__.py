@@ -1,0 +1,1 @@
+"""What the command-line tools share: settings as flags and help text, plain-text tables."""
