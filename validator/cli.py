@@ -89,7 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run", help="run the service (the default)")
+    sub.add_parser(
+        "run",
+        help="run the service (the default)",
+        epilog=parser.epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     group = sub.add_parser("contracts", help="work with the contract files")
     group_sub = group.add_subparsers(dest="action", required=True)
     check = group_sub.add_parser(

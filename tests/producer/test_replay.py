@@ -164,6 +164,7 @@ def test_a_file_that_cannot_be_read_on_ends_with_an_error_in_the_summary(
     recorder = Recorder()
     summary = run([samples[0], broken], recorder)
     assert summary.error is not None
+    assert summary.error.startswith("dup.parquet: ")  # names the file
     assert "duplicate" in summary.error
     assert summary.as_dict()["error"] == summary.error
     # What was read before the bad file was still sent.
