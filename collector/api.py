@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
-from collector import __version__, docs
+from collector import __version__, docs, examples
 from collector.front import CollectEndpoint, Scope, Send
 from collector.problems import Problem
 from collector.routes import (
@@ -108,7 +108,8 @@ def _responses(ok: type[BaseModel], ok_text: str) -> dict[int | str, dict[str, A
             "schema": {"type": "integer"},
         }
     }
-    return {
+    batch = ok is BatchReply
+    documented: dict[int | str, dict[str, Any]] = {
         202: {"model": ok, "description": ok_text},
         400: {"model": RejectedReply, "description": "not JSON or not UTF-8; dead-lettered"},
         401: {"model": ProblemReply, "description": "API keys are on; bearer missing or wrong"},
@@ -135,11 +136,18 @@ def _responses(ok: type[BaseModel], ok_text: str) -> dict[int | str, dict[str, A
             "description": "JSON, but not an event (or too deep, or a field twice); dead-lettered",
         },
         503: {
-            "model": ok if ok is BatchReply else ProblemReply,
+            "model": ok if batch else ProblemReply,
             "description": "nothing claimed (or, for a batch, the `retry` elements): send again",
             "headers": retry_after,
         },
     }
+    # Each status with its own examples, one per problem code it can carry.
+    for status, response in documented.items():
+        if status != 202:
+            response["content"] = {
+                "application/json": {"examples": examples.by_status(int(status), batch=batch)}
+            }
+    return documented
 
 
 def _collect_docs(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from collector.api import build_api
+from collector.docs import docs_url
 from collector.envelope import Clock, Enveloper, IdSource, utc_now, uuid7
 from collector.front import CollectEndpoint, Front
 from collector.metrics import Metrics
@@ -70,7 +71,11 @@ def create_app(
         await sink.start()
         log.info(
             "collector started",
-            extra={"collector_id": settings.collector_id, "raw_topic": settings.raw_topic},
+            extra={
+                "collector_id": settings.collector_id,
+                "raw_topic": settings.raw_topic,
+                "docs": docs_url(settings.host, settings.port),
+            },
         )
         if not settings.api_keys:
             log.warning(

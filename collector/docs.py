@@ -21,10 +21,10 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from collector.routes import DOCS, REDOC
+from collector.routes import DOCS, DOCS_SHORTCUTS, REDOC
 
 OAUTH2_REDIRECT = DOCS + "/oauth2-redirect"
 ASSETS = DOCS + "/assets"
@@ -77,6 +77,15 @@ def _page(response: HTMLResponse) -> HTMLResponse:
             "referrer-policy": "no-referrer",
         },
     )
+
+
+def docs_url(host: str, port: int) -> str:
+    """Where a person on this machine opens Swagger UI (the path alone when the port is chosen
+    at start-up)."""
+    if port == 0:
+        return DOCS
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    return f"http://{f'[{shown}]' if ':' in shown else shown}:{port}{DOCS}"
 
 
 def bearer_security(
@@ -135,6 +144,12 @@ def install(api: FastAPI, *, protected_paths: Sequence[str] = (), api_keys: bool
                 swagger_ui_parameters={"persistAuthorization": True},
             )
         )
+
+    async def to_docs(request: Request) -> RedirectResponse:
+        return RedirectResponse(request.scope.get("root_path", "") + DOCS)
+
+    for shortcut in DOCS_SHORTCUTS:
+        api.add_api_route(shortcut, to_docs, methods=["GET"], include_in_schema=False)
 
     @api.get(OAUTH2_REDIRECT, include_in_schema=False)
     async def swagger_ui_oauth2_redirect() -> HTMLResponse:

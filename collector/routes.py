@@ -16,6 +16,8 @@ HEALTHZ = "/healthz"
 READYZ = "/readyz"
 METRICS = "/metrics"
 DOCS = "/api/v1/docs"
+# Where people look for the docs first; each answers with a redirect to DOCS.
+DOCS_SHORTCUTS = ("/", "/docs")
 REDOC = "/api/v1/redoc"
 OPENAPI = "/api/v1/openapi.json"
 

@@ -67,7 +67,9 @@ TAXI_EVENT: dict[str, Any] = {
         "congestion_surcharge": 2.5,
         "airport_fee": 0.0,
     },
-    "event_id": "yellow_tripdata_2023-01.parquet:0",
+    # Not `<file>:<row>` as a replay's ids are: trying the example out can never collide with
+    # (and so spoil the reconciliation of) a replayed row.
+    "event_id": "docs-example:yellow-trip",
 }
 
 GREEN_EVENT: dict[str, Any] = {
@@ -84,7 +86,7 @@ GREEN_EVENT: dict[str, Any] = {
 NOT_AN_EVENT: dict[str, Any] = {
     "event_type": "YellowTaxiTripRecords",
     "payload": {"VendorID": 2, "trip_distance": 0.97},
-    "event_id": "yellow_tripdata_2023-01.parquet:1",
+    "event_id": "docs-example:not-an-event",
 }
 
 

@@ -49,7 +49,7 @@ def test_valid_event_gets_every_envelope_field_key_and_headers() -> None:
         "collector_id": "collector-7d9f5-x2k8p",
     }
     assert outcome.root_id == "00000000-0000-7000-8000-000000000000"
-    assert outcome.key == b"yellow_tripdata_2023-01.parquet:0"
+    assert outcome.key == b"docs-example:yellow-trip"
     assert outcome.headers == [
         ("event_type", b"YellowTaxiTripRecords"),
         ("schema_version", b"0-0-1"),

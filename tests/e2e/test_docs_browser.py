@@ -23,6 +23,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from collector import examples
+from collector.problems import Problem
 from devstack.kafka import Broker, read_topic
 from devstack.proc import ROOT
 from tests.conftest import Topics
@@ -215,6 +217,45 @@ def test_swagger_ui_renders_every_operation_with_examples(
     _assert_stayed_home(chrome, collector.url)
 
 
+def _shown_answer(op: WebElement, status: int) -> dict[str, Any]:
+    """The example answer Swagger UI shows for `status`, as JSON."""
+    row = op.find_element(By.CSS_SELECTOR, f"tr.response[data-code='{status}']")
+    shown: dict[str, Any] = orjson.loads(row.find_element(By.CSS_SELECTOR, "pre.example").text)
+    return shown
+
+
+def _pick_answer(browser: WebDriver, op: WebElement, status: int, name: str) -> dict[str, Any]:
+    row = op.find_element(By.CSS_SELECTOR, f"tr.response[data-code='{status}']")
+    Select(row.find_element(By.CSS_SELECTOR, ".examples-select-element")).select_by_value(name)
+    return _wait(  # type: ignore[no-any-return]
+        browser,
+        f"the {name} example",
+        lambda b: (shown := _shown_answer(op, status))["error"]["code"] == name and shown,
+    )
+
+
+def test_429_and_503_show_their_own_answers_with_the_real_codes(
+    replicas: Replicas, chrome: WebDriver
+) -> None:
+    (collector,) = replicas.start(1)
+    _open(chrome, collector.url + "/docs", ".opblock")  # where people look first: redirected
+    assert chrome.current_url == collector.url + "/api/v1/docs"
+    op = _operation(chrome, COLLECT_OP)
+    assert _shown_answer(op, 429) == examples.answer(Problem.RATE_LIMITED)
+    assert _shown_answer(op, 429)["status"] == "retry"
+    row = op.find_element(By.CSS_SELECTOR, "tr.response[data-code='503']")
+    select = Select(row.find_element(By.CSS_SELECTOR, ".examples-select-element"))
+    names = [option.get_attribute("value") for option in select.options]
+    assert names == [p.value for p in Problem if p.status == 503]
+    assert "ack_timeout" in names
+    for name in reversed(names):  # the first is shown already; pick each, back to it
+        assert _pick_answer(chrome, op, 503, name) == examples.answer(Problem(name))
+    # The batch route's 503 leads with its own shape: the elements to send again.
+    batch = _operation(chrome, BATCH_OP)
+    assert _shown_answer(batch, 503)["results"][1]["status"] == "retry"
+    _assert_stayed_home(chrome, collector.url)
+
+
 def test_execute_stores_the_taxi_event_and_dead_letters_the_invalid_one(
     kafka: Broker, topics: Topics, replicas: Replicas, chrome: WebDriver
 ) -> None:
@@ -228,7 +269,7 @@ def test_execute_stores_the_taxi_event_and_dead_letters_the_invalid_one(
     assert reply["status"] == "accepted"
     assert UUID.fullmatch(reply["root_id"])
     (stored,) = _values_with(kafka.bootstrap_servers, topics.raw, reply["root_id"])
-    assert stored["event_id"] == "yellow_tripdata_2023-01.parquet:0"
+    assert stored["event_id"] == "docs-example:yellow-trip"
     assert stored["collector_id"] == collector.collector_id
     shot = _screenshot(chrome, op)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
@@ -238,7 +279,7 @@ def test_execute_stores_the_taxi_event_and_dead_letters_the_invalid_one(
     assert reply["error"]["code"] == "invalid_event"
     (dead,) = _values_with(kafka.bootstrap_servers, topics.dead_letter, reply["root_id"])
     assert dead["error"]["code"] == "invalid_event"
-    assert '"yellow_tripdata_2023-01.parquet:1"' in dead["raw"]
+    assert '"docs-example:not-an-event"' in dead["raw"]
     assert _values_with(kafka.bootstrap_servers, topics.raw, reply["root_id"]) == []
     # The browser logs a 4xx answer to a fetch as an error; that one was asked for.
     _assert_stayed_home(chrome, collector.url, allowed_errors=("status of 422",))
