@@ -59,7 +59,11 @@ def test_a_typo_in_a_field_fails_strict_schema_validation(k8s_copy: Path) -> Non
 
 
 def test_a_wrongly_typed_value_fails_schema_validation(k8s_copy: Path) -> None:
-    edit(k8s_copy / "base" / "producer.yaml", "completions: 3", "completions: three")
+    edit(
+        k8s_copy / "components" / "tlc-replay" / "producer.yaml",
+        "completions: 3",
+        "completions: three",
+    )
     report = run_gate(k8s_copy, stages=("schema",))
     assert "spec.completions: 'three' is not of type 'integer'" in messages(report)
 
@@ -132,7 +136,7 @@ def test_a_deployment_whose_selector_misses_its_own_pods_fails(k8s_copy: Path) -
 
 @pytest.mark.slow
 def test_a_root_container_fails(k8s_copy: Path) -> None:
-    producer = k8s_copy / "base" / "producer.yaml"
+    producer = k8s_copy / "components" / "tlc-replay" / "producer.yaml"
     edit(producer, "runAsNonRoot: true", "runAsNonRoot: false", count=2)
     edit(producer, "runAsUser: 10001", "runAsUser: 0", count=2)
     report = run_gate(k8s_copy, stages=("kube-score", "checkov"))
@@ -148,13 +152,13 @@ def test_a_root_container_fails(k8s_copy: Path) -> None:
 @pytest.mark.slow
 def test_a_writable_root_filesystem_is_caught_by_checkov_unless_excepted(k8s_copy: Path) -> None:
     edit(
-        k8s_copy / "base" / "producer.yaml",
+        k8s_copy / "components" / "tlc-replay" / "producer.yaml",
         "readOnlyRootFilesystem: true",
         "readOnlyRootFilesystem: false",
     )
     report = run_gate(k8s_copy, stages=("checkov",))
     assert "[checkov] local Job.event-collector.producer: CKV_K8S_22" in messages(report)
-    assert "[checkov] production Job.event-collector.producer: CKV_K8S_22" in messages(report)
+    assert "[checkov] e2e Job.event-collector.producer: CKV_K8S_22" in messages(report)
 
 
 def test_replicas_under_an_hpa_fail(k8s_copy: Path) -> None:
