@@ -187,8 +187,11 @@ def test_sha256_from_the_environment(samples: list[Path], stand_in: StandIn) -> 
     assert producer("replay", env=env).returncode == 2
 
 
-def test_sigterm_stops_reading_finishes_in_flight_and_prints_the_summary(
-    samples: list[Path], stand_in: StandIn
+# SIGTERM (Kubernetes stopping a pod) ends a drained replay with 0; Ctrl-C with 130, as a shell
+# reports an interrupted command, so `replay && reconcile` does not carry on.
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_a_signal_stops_reading_finishes_in_flight_and_prints_the_summary(
+    samples: list[Path], stand_in: StandIn, signum: signal.Signals, exit_code: int
 ) -> None:
     stand_in.delay_s = 0.3  # every request is in flight for a while
     process = ManagedProcess(
@@ -197,13 +200,14 @@ def test_sigterm_stops_reading_finishes_in_flight_and_prints_the_summary(
         "producer replay", capture=True, own_session=False, die_with_parent=False,
     )  # fmt: skip
     process.spawn()
-    # At most 20 s for the first 20 events; whatever has arrived then, SIGTERM.
+    # At most 20 s for the first 20 events; whatever has arrived then, the signal.
     with contextlib.suppress(TimeoutError):
         wait_until(lambda: len(stand_in.event_ids) >= 20, 20, "20 events", every_s=0.05)
-    process.signal(signal.SIGTERM)
+    process.signal(signum)
     process.finish(30)
     stdout, stderr = process.output, process.errors
-    assert process.returncode == 0, stderr
+    assert process.returncode == exit_code, stderr
+    assert ("interrupted (Ctrl-C)" in stderr) is (signum == signal.SIGINT)
     summary = summary_of(stdout)
     assert summary["stopped"] is True
     assert 20 <= summary["records"] < 900

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-import signal
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +10,6 @@ import httpx
 import pytest
 
 from console.settings_help import env_var
-from devstack.proc import ManagedProcess, wait_until
 from producer.settings import ReconcileSettings, ReplaySettings
 from tests.producer.conftest import SAMPLE_ROWS, StandIn
 from tests.producer.test_cli import producer, summary_of
@@ -119,25 +115,6 @@ def test_the_progress_line_shows_the_last_retry_reason_as_it_happens(samples: li
         '| last retry: 503 ack_timeout "too slow"' in line and " done, accepted 0," in line
         for line in lines
     ), lines
-
-
-def test_ctrl_c_exits_130_after_the_summary(samples: list[Path], stand_in: StandIn) -> None:
-    stand_in.delay_s = 0.2
-    process = ManagedProcess(
-        [sys.executable, "-m", "producer", "replay", *map(str, samples),
-         "--collector-url", stand_in.url, "--rate", "50", "--concurrency", "4"],
-        "producer replay", capture=True, own_session=False, die_with_parent=False,
-    )  # fmt: skip
-    process.spawn()
-    with contextlib.suppress(TimeoutError):
-        wait_until(lambda: len(stand_in.event_ids) >= 5, 20, "5 events", every_s=0.05)
-    process.signal(signal.SIGINT)
-    process.finish(30)
-    assert process.returncode == 130, process.errors
-    summary = summary_of(process.output)
-    assert summary["stopped"] is True
-    assert summary["accepted"] == len(stand_in.event_ids) < 900
-    assert "interrupted (Ctrl-C)" in process.errors
 
 
 def test_a_replay_ends_with_a_table(samples: list[Path], stand_in: StandIn) -> None:
