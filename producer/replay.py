@@ -218,6 +218,20 @@ class Progress:
             self._bar.close()
 
 
+async def _watch_connections(
+    stats: Stats, settings: ReplaySettings, sender: Sender, stop: asyncio.Event, errors: list[str]
+) -> None:
+    """Nothing connects (refused, unknown host): say so now, not when the retries run out."""
+    started_s = time.monotonic()
+    while not stop.is_set():
+        await asyncio.sleep(0.2)
+        waited_s = time.monotonic() - started_s
+        if why := unreachable(stats, settings.collector_url, waited_s, settings.unreachable_s):
+            errors.append(why)
+            sender.give_up_after(0.0)
+            stop.set()
+
+
 async def replay(
     paths: list[tuple[str, Path]],
     settings: ReplaySettings,
@@ -303,16 +317,6 @@ async def replay(
         await stop.wait()
         sender.give_up_after(settings.drain_timeout_s)
 
-    async def watch_connections() -> None:
-        # Nothing connects (refused, unknown host): say so now, not when the retries run out.
-        while not stop.is_set():
-            await asyncio.sleep(0.2)
-            waited_s = time.monotonic() - started_s
-            if why := unreachable(stats, settings.collector_url, waited_s, settings.unreachable_s):
-                errors.append(why)
-                sender.give_up_after(0.0)
-                stop.set()
-
     async def watch_rate() -> None:
         # Once, after a few seconds of sending: is the asked rate out of reach of these settings?
         await warmed.wait()
@@ -337,7 +341,8 @@ async def replay(
             )
 
     progress = Progress(stats, total, settings.progress_interval_s, stderr)
-    helpers = [asyncio.create_task(t) for t in (progress.run(), on_stop(), watch_connections())]
+    watch = _watch_connections(stats, settings, sender, stop, errors)
+    helpers = [asyncio.create_task(t) for t in (progress.run(), on_stop(), watch)]
     if settings.rate_per_s > 0:
         helpers.append(asyncio.create_task(watch_rate()))
     try:
