@@ -58,6 +58,20 @@ def test_a_typo_in_a_field_fails_strict_schema_validation(k8s_copy: Path) -> Non
     assert "[schema] production: Deployment/event-collector/collector" in messages(report)
 
 
+def test_a_required_secret_must_be_one_declared_as_made_outside_git(k8s_copy: Path) -> None:
+    edit(
+        k8s_copy / "policy-exceptions.yaml",
+        "production: */event-collector/*: refers to Secret 'kafka-client'",
+        "production: */event-collector/*: refers to Secret 'kafka'",
+    )
+    report = run_gate(k8s_copy, stages=("render", "cross-check"))
+    assert not report.passed
+    assert (
+        "[cross-check] production: Deployment/event-collector/collector: refers to Secret "
+        "'kafka-client': not found" in messages(report)
+    )
+
+
 def test_a_wrongly_typed_value_fails_schema_validation(k8s_copy: Path) -> None:
     edit(
         k8s_copy / "components" / "tlc-replay" / "producer.yaml",

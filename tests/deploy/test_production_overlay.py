@@ -177,8 +177,8 @@ def test_the_readmes_in_cluster_check_is_valid_and_its_commands_parse() -> None:
     readme = (K8S_DIR / "README.md").read_text(encoding="utf-8")
     manifest = readme.split("apply -f - <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
     digest = "sha256:" + "0" * 64
-    job, policy = yaml.safe_load_all(manifest.replace("sha256:<digest>", digest))
-    for obj in (job, policy):
+    job, egress, ingress = yaml.safe_load_all(manifest.replace("sha256:<digest>", digest))
+    for obj in (job, egress, ingress):
         assert gate_run.validate_schemas([obj], gate_run.KUBERNETES_VERSIONS) == []
     pod = job["spec"]["template"]["spec"]
     containers = pod["initContainers"] + pod["containers"]
@@ -190,7 +190,8 @@ def test_the_readmes_in_cluster_check_is_valid_and_its_commands_parse() -> None:
     written = f"/data/{sample_file_name(commands[0][commands[0].index('--months') + 1])}"
     assert written in commands[1]
     assert written in commands[2]
+    # Its own policies let it reach the collector and Kafka, and the collector admit it.
     pod_labels = job["spec"]["template"]["metadata"]["labels"]
-    assert pod_labels["app.kubernetes.io/name"] == "producer"  # admitted by collector-ingress
-    selector = policy["spec"]["podSelector"]["matchLabels"]
-    assert selector.items() <= pod_labels.items()
+    assert egress["spec"]["podSelector"]["matchLabels"] == pod_labels
+    assert ingress["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == pod_labels
+    assert ingress["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "collector"}
