@@ -207,8 +207,9 @@ async def _replay_async(settings: ReplaySettings, paths: list[tuple[str, Path]])
         ),
     ) as client:
         summary = await replay(paths, settings, client, stop=stop)
+    # The table first: the JSON line stays the last of the run's output, for whatever reads logs.
+    print("\n" + summary.tables() + "\n", file=sys.stderr, flush=True)
     print(summary.line(), flush=True)
-    print("\n" + summary.tables(), file=sys.stderr, flush=True)
     if summary.error:
         print(f"error: {summary.error}", file=sys.stderr)
     if interrupted:
