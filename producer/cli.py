@@ -43,7 +43,7 @@ example:
   python -m producer replay data/yellow_tripdata_2023-01.parquet \\
       --collector-url http://127.0.0.1:8000 --rate 2000 --batch-size 100
 
-Prints progress on stderr, then one JSON summary line on stdout and a table on stderr.
+Prints progress and, at the end, a table on stderr, then one JSON summary line on stdout.
 Exit code: 0 all accepted or rejected, 1 some failed, 2 usage or file error, 130 Ctrl-C."""
 
 _RECONCILE_EXAMPLE = """\
