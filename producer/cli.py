@@ -89,6 +89,33 @@ def _command(
     )
 
 
+def _add_sample(sub: Any) -> None:
+    sp = _command(
+        sub, "sample", "write small TLC-shaped yellow taxi files",
+        "Write one small parquet file per month, shaped like the TLC's yellow taxi trip records "
+        "(same columns and types); the same seed always writes the same files.",
+        _SAMPLE_EXAMPLE,
+    )  # fmt: skip
+    sp.add_argument("out_dir", type=Path, nargs="?", metavar="OUTDIR", help="folder to write to")
+    sp.add_argument("--out-dir", dest="out_dir_flag", type=Path, help="same as OUTDIR")
+    sp.add_argument(
+        "--rows",
+        type=_positive,
+        default=1000,
+        help="rows per file, at least 1 (default: %(default)s)",
+    )
+    sp.add_argument("--seed", type=int, default=2023, help="random seed (default: %(default)s)")
+    sp.add_argument(
+        "--months", nargs="+", default=list(sample.MONTHS), help="YYYY-MM (default: %(default)s)"
+    )
+    sp.add_argument(
+        "--row-group-rows",
+        type=int,
+        default=0,
+        help="rows per parquet row group, 0 = one group (default: %(default)s)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m producer",
@@ -132,30 +159,7 @@ def _parser() -> argparse.ArgumentParser:
             ReconcileSettings, env_only, title="set only by environment variables:"
         )
 
-    sp = _command(
-        sub, "sample", "write small TLC-shaped yellow taxi files",
-        "Write one small parquet file per month, shaped like the TLC's yellow taxi trip records "
-        "(same columns and types); the same seed always writes the same files.",
-        _SAMPLE_EXAMPLE,
-    )  # fmt: skip
-    sp.add_argument("out_dir", type=Path, nargs="?", metavar="OUTDIR", help="folder to write to")
-    sp.add_argument("--out-dir", dest="out_dir_flag", type=Path, help="same as OUTDIR")
-    sp.add_argument(
-        "--rows",
-        type=_positive,
-        default=1000,
-        help="rows per file, at least 1 (default: %(default)s)",
-    )
-    sp.add_argument("--seed", type=int, default=2023, help="random seed (default: %(default)s)")
-    sp.add_argument(
-        "--months", nargs="+", default=list(sample.MONTHS), help="YYYY-MM (default: %(default)s)"
-    )
-    sp.add_argument(
-        "--row-group-rows",
-        type=int,
-        default=0,
-        help="rows per parquet row group, 0 = one group (default: %(default)s)",
-    )
+    _add_sample(sub)
     return parser
 
 
