@@ -52,12 +52,15 @@ async def test_every_problem_code_is_an_example_of_its_own_status(serve: Serve) 
                 assert Problem(name).status == int(status)
                 assert example["value"]["error"]["code"] == name
                 codes.add(name)
-        route_only = {COLLECT: {"invalid_batch", "batch_too_large"}, BATCH: {"invalid_event"}}
+        route_only = {
+            COLLECT: {"invalid_batch", "batch_too_large"},
+            BATCH: {"invalid_event", "duplicate_key", "unprocessable"},  # per element, in a 202
+        }
         assert codes == {p.value for p in Problem} - route_only[path], path
     # Not one generic body for all: 429 and 503 say `retry` with their own codes.
     assert _answer_examples(document, COLLECT, 429)["rate_limited"]["value"]["status"] == "retry"
     assert set(_answer_examples(document, COLLECT, 503)) == {
-        "ack_timeout", "queue_full", "kafka_error", "draining", "internal_error",
+        "ack_timeout", "queue_full", "kafka_error", "overloaded", "draining", "internal_error",
     }  # fmt: skip
 
 
@@ -76,6 +79,8 @@ async def _real_answers(serve: Serve) -> dict[Problem, httpx.Response]:
         got[Problem.INVALID_JSON] = await client.post(COLLECT, content=b'{"a": NaN}')
         got[Problem.INVALID_UTF8] = await client.post(COLLECT, content=b'{"a": "\xff"}')
         got[Problem.INVALID_EVENT] = await client.post(COLLECT, json=NOT_AN_EVENT)
+        for problem in (Problem.TOO_DEEP, Problem.DUPLICATE_KEY):
+            got[problem] = await client.post(COLLECT, content=examples._INPUTS[problem])
         got[Problem.INVALID_BATCH] = await client.post(BATCH, content=b"[]")
         got[Problem.INVALID_ENCODING] = await client.post(
             COLLECT, content=gzip.compress(taxi)[:10], headers={"content-encoding": "gzip"}

@@ -134,6 +134,7 @@ def test_the_topics_job_creates_the_four_topics_and_can_run_again(
     resource = ConfigResource(ConfigResource.Type.TOPIC, names[0])
     config = admin.describe_configs([resource])[resource].result(timeout=10)
     assert config["min.insync.replicas"].value == "1"
+    assert config["max.message.bytes"].value == settings["MAX_MESSAGE_BYTES"] == "2097152"
     # More replicas than brokers: the Job fails, naming the topic and the reason.
     failed = _run_topics_job(
         container, {**env, "TOPICS": f"more-{suffix}", "REPLICATION_FACTOR": "3"}
@@ -165,7 +166,10 @@ def test_strimzi_topics_match_the_job_and_strimzis_schema(
     for topic in topics:
         assert topic["spec"]["partitions"] == int(settings["PARTITIONS"])
         assert topic["spec"]["replicas"] == int(settings["REPLICATION_FACTOR"])
-        assert topic["spec"]["config"] == {"min.insync.replicas": settings["MIN_INSYNC_REPLICAS"]}
+        assert topic["spec"]["config"] == {
+            "min.insync.replicas": settings["MIN_INSYNC_REPLICAS"],
+            "max.message.bytes": settings["MAX_MESSAGE_BYTES"],
+        }
     # The schema check can fail: a misspelt field and too few replicas are both caught.
     broken = copy.deepcopy(topics[0])
     broken["spec"]["partition"] = broken["spec"].pop("partitions")
