@@ -443,7 +443,7 @@ def test_every_hand_written_check_exception_and_option_says_why() -> None:
         assert len(check.why) > 20, check.run.__name__
     policy = gate_run.load_policy(K8S_DIR / gate_run.EXCEPTIONS_FILE)
     assert policy.kube_score_options
-    assert {e.tool for e in policy.exceptions} == {"checkov", "kube-score"}
+    assert {e.tool for e in policy.exceptions} == {"checkov", "kube-score", "cross-check"}
     for _, reason in policy.kube_score_options:
         assert len(reason) > 20
     for exception in policy.exceptions:
