@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="FILE_OR_URL=HEX",
         help="the sha256 a file must have (repeat per file); a file that differs is not replayed "
-        f"(env {env_var(ReplaySettings, 'sha256')}, space or comma separated)",
+        f"(default: none; env {env_var(ReplaySettings, 'sha256')})",
     )
     add_setting_flags(
         rp,
