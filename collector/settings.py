@@ -6,17 +6,21 @@ import socket
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import NoDecode, SettingsConfigDict, SettingsError
+
+from kafkaconn import KafkaSettings
 
 
-class Settings(BaseSettings):
-    """The collector's configuration; build it once at start-up and pass it in."""
+class Settings(KafkaSettings):
+    """The collector's configuration; build it once at start-up and pass it in.
+
+    The Kafka connection is `COLLECTOR_KAFKA_*` (see `kafkaconn.KafkaSettings`).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="COLLECTOR_", frozen=True, extra="ignore", populate_by_name=True
     )
 
-    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
     raw_topic: str = Field("raw-events", min_length=1)
     dead_letter_topic: str = Field("raw-events-dlq", min_length=1)
     # `COLLECTOR_ID`, not `COLLECTOR_COLLECTOR_ID`: an explicit alias skips the prefix.
@@ -36,7 +40,6 @@ class Settings(BaseSettings):
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field((), repr=False)
     # Without keys the collector starts only when this says so: never open by accident.
     allow_anonymous: bool = False
-    kafka_properties: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
     readiness_interval_s: float = Field(2.0, gt=0)
     drain_timeout_s: float = Field(25.0, gt=0)
     # A client has this long to send a whole request (headers, then body); then 408, cut off.

@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rc = sub.add_parser("reconcile", help="compare the topics with the files")
     rc.add_argument("data_urls", nargs="*", metavar="FILE_OR_URL")
-    rc.add_argument("--bootstrap-servers")
+    rc.add_argument("--bootstrap-servers", dest="kafka_bootstrap_servers")
     rc.add_argument("--raw-topic")
     rc.add_argument("--dead-letter-topic")
     rc.add_argument("--check-payloads", action="store_true", default=None)
@@ -87,7 +87,9 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     given = {k: v for k, v in vars(args).items() if v is not None and k != "command"}
     if not given.get("data_urls"):
         given.pop("data_urls", None)
-    return given
+    # --bootstrap-servers and friends belong to the Kafka connection, over PRODUCER_KAFKA_*.
+    kafka = {k.removeprefix("kafka_"): given.pop(k) for k in list(given) if k.startswith("kafka_")}
+    return {**given, "kafka": kafka} if kafka else given
 
 
 _FLAGS = {"rate_per_s": "--rate", "data_urls": "FILE_OR_URL", "out_dir": "OUTDIR"}
@@ -156,7 +158,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
         ]
         result = reconcile(
             paths,
-            bootstrap_servers=settings.bootstrap_servers,
+            connection=settings.kafka,
             raw_topic=settings.raw_topic,
             dead_letter_topic=settings.dead_letter_topic,
             check_payloads=settings.check_payloads,

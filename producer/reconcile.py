@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import orjson
 
+from kafkaconn import KafkaConnection
 from producer import rows, source
 
 
@@ -185,7 +186,7 @@ class TopicReadError(RuntimeError):
     """A topic could not be read to its end in time."""
 
 
-def read_to_end(bootstrap_servers: str, topic: str, timeout_s: float) -> Iterator[Any]:
+def read_to_end(config: dict[str, Any], topic: str, timeout_s: float) -> Iterator[Any]:
     """Every committed record now on `topic` (confluent-kafka Messages), each partition to its end.
 
     Partitions are assigned directly, without a consumer group rebalance, and nothing is committed.
@@ -196,7 +197,7 @@ def read_to_end(bootstrap_servers: str, topic: str, timeout_s: float) -> Iterato
 
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap_servers,
+            **config,
             "group.id": f"producer-reconcile-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -238,7 +239,7 @@ def read_to_end(bootstrap_servers: str, topic: str, timeout_s: float) -> Iterato
 def reconcile(
     files: list[tuple[str, Path]],
     *,
-    bootstrap_servers: str,
+    connection: KafkaConnection,
     raw_topic: str,
     dead_letter_topic: str,
     check_payloads: bool = False,
@@ -258,9 +259,10 @@ def reconcile(
         event_type=event_type,
         schema_version=schema_version,
     )
-    for message in read_to_end(bootstrap_servers, raw_topic, timeout_s):
+    config = connection.client_config()
+    for message in read_to_end(config, raw_topic, timeout_s):
         reconciler.add_raw(message.key(), message.value())
-    for message in read_to_end(bootstrap_servers, dead_letter_topic, timeout_s):
+    for message in read_to_end(config, dead_letter_topic, timeout_s):
         reconciler.add_dead_letter(message.key(), message.value())
     if check_payloads:
         for name, path in files:

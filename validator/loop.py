@@ -83,8 +83,7 @@ def utc_text(seconds: float) -> str:
 
 
 def kafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers, **extra,
-            **settings.kafka_properties}  # fmt: skip
+    return settings.kafka.client_config(extra)
 
 
 def ensure_dedup_topic(settings: Settings) -> int:

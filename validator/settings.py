@@ -6,21 +6,25 @@ import socket
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import SettingsConfigDict, SettingsError
+
+from kafkaconn import KafkaSettings
 
 # In the image the contracts sit beside the package; in a checkout, at the repository's top.
 DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 WEEK_S = 7 * 24 * 3600
 
 
-class Settings(BaseSettings):
-    """The validator's configuration; build it once at start-up and pass it in."""
+class Settings(KafkaSettings):
+    """The validator's configuration; build it once at start-up and pass it in.
+
+    The Kafka connection is `VALIDATOR_KAFKA_*` (see `kafkaconn.KafkaSettings`).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="VALIDATOR_", frozen=True, extra="ignore", populate_by_name=True
     )
 
-    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
     raw_topic: str = Field("raw-events", min_length=1)
     validated_topic: str = Field("validated-events", min_length=1)
     dead_letter_topic: str = Field("validated-events-dlq", min_length=1)
@@ -46,7 +50,6 @@ class Settings(BaseSettings):
     transaction_timeout_s: float = Field(30.0, ge=1)
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535)
-    kafka_properties: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
     log_level: str = "INFO"
 
     @field_validator("log_level")

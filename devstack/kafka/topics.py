@@ -54,7 +54,7 @@ def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> l
     from producer.reconcile import TopicReadError, read_to_end
 
     try:
-        return list(read_to_end(bootstrap_servers, topic, timeout_s))
+        return list(read_to_end({"bootstrap.servers": bootstrap_servers}, topic, timeout_s))
     except TopicReadError as exc:
         raise KafkaSetupError(str(exc)) from exc
 
