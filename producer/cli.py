@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import orjson
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
+from kafkaconn import settings_problems
 from producer import sample, source
 from producer.reconcile import TopicReadError, reconcile
 from producer.replay import replay
@@ -95,10 +97,13 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
 _FLAGS = {"rate_per_s": "--rate", "data_urls": "FILE_OR_URL", "out_dir": "OUTDIR"}
 
 
-def _invalid(exc: ValidationError) -> str:
-    """One line per wrong setting, named as its flag: `--collector-url: ...`."""
-    lines = []
+def _invalid(exc: ValidationError, settings: type[BaseSettings]) -> str:
+    """One line per wrong setting, named as its flag: `--collector-url: ...` (the Kafka
+    connection's as its PRODUCER_KAFKA_* variable, as every component names them)."""
+    lines = [line for line in settings_problems(exc, settings) if "KAFKA_" in line]
     for error in exc.errors():
+        if error["loc"][:1] == ("kafka",):
+            continue
         field = "_".join(str(part) for part in error["loc"])
         name = _FLAGS.get(field, "--" + field.replace("_", "-"))
         lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
@@ -194,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return command[args.command](args)
     except ValidationError as exc:
-        return _error(_invalid(exc))
+        return _error(
+            _invalid(exc, ReconcileSettings if args.command == "reconcile" else ReplaySettings)
+        )
     except (ValueError, OSError, SchemaError, TopicReadError, httpx.HTTPError) as exc:
         return _error(str(exc))

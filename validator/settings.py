@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict, SettingsError
 
-from kafkaconn import KafkaSettings
+from kafkaconn import KafkaSettings, settings_problems
 
 # In the image the contracts sit beside the package; in a checkout, at the repository's top.
 DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
@@ -67,16 +67,6 @@ class Settings(KafkaSettings):
 
 
 def problems(exc: ValidationError | SettingsError) -> list[str]:
-    """What is wrong with the settings, one line per variable, never a value (it may be a
-    password): `VALIDATOR_KAFKA_PROPERTIES (at x): Input should be a valid string`."""
-    if isinstance(exc, SettingsError):  # a JSON value pydantic-settings could not parse
-        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "?"
-        return [f"VALIDATOR_{field.upper()}: not valid JSON ({exc.__cause__})"]
-    lines: dict[str, str] = {}
-    for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        loc = [str(part) for part in error["loc"]] or ["settings"]
-        name = loc[0].upper()
-        variable = name if name.startswith("VALIDATOR_") else f"VALIDATOR_{name}"
-        inside = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
-        lines.setdefault(variable, f"{variable}{inside}: {error['msg']}")
-    return list(lines.values())
+    """What is wrong with the settings, one line per problem, never a value (it may be a
+    password): `VALIDATOR_KAFKA_PROPERTIES['x']: should be a string, a number or a boolean`."""
+    return settings_problems(exc, Settings)
