@@ -16,14 +16,18 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from kafkaconn import settings_problems
+from kafkaconn.reasons import KafkaUnavailable, TopicReadError
 from producer import sample, source
-from producer.reconcile import TopicReadError, reconcile
+from producer.reconcile import reconcile
 from producer.replay import replay
 from producer.rows import SchemaError
 from producer.settings import ReconcileSettings, ReplaySettings
+from producer.verdict import verdict
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# Kafka could not be reached or read, or refused us: not a verdict on the rows.
+EXIT_KAFKA = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     rc.add_argument("--schema-version")
     rc.add_argument("--read-timeout-s", type=float)
     rc.add_argument("--max-records", type=int, help="expect only the first N rows of each file")
+    _kafka_flags(rc)
 
     sp = sub.add_parser("sample", help="write small TLC-shaped yellow taxi files")
     sp.add_argument("out_dir", type=Path, nargs="?", metavar="OUTDIR")
@@ -84,9 +89,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _kafka_flags(rc: argparse.ArgumentParser) -> None:
+    """The Kafka connection's flags; each wins over its PRODUCER_KAFKA_* variable."""
+    rc.add_argument(
+        "--security-protocol", dest="kafka_security_protocol",
+        help="PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL",
+    )  # fmt: skip
+    rc.add_argument("--sasl-mechanism", dest="kafka_sasl_mechanism", help="e.g. SCRAM-SHA-512")
+    rc.add_argument(
+        "--sasl-username", dest="kafka_sasl_username",
+        help="the password only as PRODUCER_KAFKA_SASL_PASSWORD, never on a command line",
+    )  # fmt: skip
+    rc.add_argument("--ca-file", dest="kafka_ca_file", help="PEM file of the brokers' CA")
+    rc.add_argument(
+        "--show", type=int, default=10, help="offending event ids to print per kind (10)"
+    )
+
+
 def _given(args: argparse.Namespace) -> dict[str, Any]:
     """Flags actually given, so unset ones fall back to the environment."""
-    given = {k: v for k, v in vars(args).items() if v is not None and k != "command"}
+    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "show")}
     if not given.get("data_urls"):
         given.pop("data_urls", None)
     # --bootstrap-servers and friends belong to the Kafka connection, over PRODUCER_KAFKA_*.
@@ -174,6 +196,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
         )
     report = result.report(by_collector=settings.by_collector)
     print(orjson.dumps(report).decode(), flush=True)
+    print("\n".join(verdict(report, result.offenders(max(0, args.show)))), file=sys.stderr)
     return 0 if result.ok else EXIT_FAILED
 
 
@@ -202,5 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         return _error(
             _invalid(exc, ReconcileSettings if args.command == "reconcile" else ReplaySettings)
         )
+    except KafkaUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_KAFKA
     except (ValueError, OSError, SchemaError, TopicReadError, httpx.HTTPError) as exc:
         return _error(str(exc))

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -31,6 +30,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
+from kafkaconn.reading import read_to_end
+from kafkaconn.reasons import KafkaUnavailable, ReasonWatch, TopicReadError
 from validator.contracts import Registry
 from validator.dedup import SeenIds, decode_seen, encode_seen
 from validator.settings import Settings
@@ -86,10 +87,18 @@ def kafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return settings.kafka.client_config(extra)
 
 
-def ensure_dedup_topic(settings: Settings) -> int:
-    """Create the changelog topic like the raw one (same partition count) if missing; the count."""
-    admin = AdminClient(kafka_config(settings, log_level=3))
-    topics = admin.list_topics(timeout=30).topics
+def ensure_dedup_topic(settings: Settings, watch: ReasonWatch | None = None) -> int:
+    """Create the changelog topic like the raw one (same partition count) if missing; the count.
+
+    librdkafka's log is off here: why Kafka cannot be reached reaches `watch` (an error_cb).
+    """
+    admin = AdminClient(kafka_config(settings, log_level=0, error_cb=watch or (lambda _e: None)))
+    try:
+        topics = admin.list_topics(timeout=30).topics
+    except KafkaException:
+        if watch is None:
+            raise
+        raise watch.explain("connecting") from None
     raw = topics.get(settings.raw_topic)
     if raw is None or raw.error is not None:
         raise RawTopicMissing(f"raw topic {settings.raw_topic} not found")
@@ -160,51 +169,28 @@ class Validator:
 
     def _restore(self, partitions: list[int]) -> None:
         """Rebuild the seen ids of `partitions` from their committed changelog."""
-        consumer = Consumer(
-            kafka_config(
-                self.settings,
-                **{
-                    "group.id": f"{self.settings.group_id}-restore",
-                    "enable.auto.commit": False,
-                    "isolation.level": "read_committed",
-                    "enable.partition.eof": True,
-                    "log_level": 3,
-                },
-            )
-        )
+        for partition in partitions:
+            self._seen[partition] = SeenIds(self._window_ms)
+        config = kafka_config(self.settings, **{"group.id": f"{self.settings.group_id}-restore"})
+        restored = 0
         try:
-            for partition in partitions:
-                self._seen[partition] = SeenIds(self._window_ms)
-            pending = set(partitions)
-            consumer.assign(
-                [TopicPartition(self.settings.dedup_topic, p, OFFSET_BEGINNING) for p in partitions]
-            )
-            deadline = time.monotonic() + _RESTORE_TIMEOUT_S
-            restored = 0
-            while pending:
-                if time.monotonic() > deadline:
-                    raise ValidatorError(f"could not read {self.settings.dedup_topic} in time")
-                for message in consumer.consume(num_messages=10_000, timeout=0.5):
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            pending.discard(message.partition())
-                            continue
-                        raise KafkaException(error)
-                    seen = self._seen[_where(message)[0]]
-                    for event_id, first_seen_ms in decode_seen(message.value()):
-                        seen.restore(event_id, first_seen_ms)
-                        restored += 1
-            for partition in partitions:
-                self._seen[partition].expire()
-            self.counts.restored_ids += restored
-            log.info(
-                "seen ids restored",
-                extra={"partitions": partitions, "records": restored,
-                       "ids": sum(len(self._seen[p]) for p in partitions)},
-            )  # fmt: skip
-        finally:
-            consumer.close()
+            for message in read_to_end(
+                config, self.settings.dedup_topic, _RESTORE_TIMEOUT_S, partitions=partitions
+            ):
+                seen = self._seen[_where(message)[0]]
+                for event_id, first_seen_ms in decode_seen(message.value()):
+                    seen.restore(event_id, first_seen_ms)
+                    restored += 1
+        except (KafkaUnavailable, TopicReadError) as exc:
+            raise ValidatorError(f"could not restore the seen ids: {exc}") from None
+        for partition in partitions:
+            self._seen[partition].expire()
+        self.counts.restored_ids += restored
+        log.info(
+            "seen ids restored",
+            extra={"partitions": partitions, "records": restored,
+                   "ids": sum(len(self._seen[p]) for p in partitions)},
+        )  # fmt: skip
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if not partitions:
@@ -228,15 +214,17 @@ class Validator:
     def _wait_for_topics(self) -> bool:
         """Wait, not ready, for Kafka and the raw topic; exiting instead would only earn the pod
         restarts and a crash-loop back-off while a fresh cluster's topics Job runs."""
-        delay_s, said = 0.5, False
+        delay_s, said = 0.5, ""
+        watch = ReasonWatch(self.settings.kafka.bootstrap_servers)
         while not self.stop.is_set():
             try:
-                ensure_dedup_topic(self.settings)
+                ensure_dedup_topic(self.settings, watch)
                 return True
-            except (RawTopicMissing, KafkaException) as exc:
-                if not said:
+            except (RawTopicMissing, KafkaException, KafkaUnavailable) as exc:
+                # Said once per reason: a refused password is one line, not one per retry.
+                if str(exc) != said:
                     log.warning("waiting for Kafka and the raw topic", extra={"error": str(exc)})
-                    said = True
+                    said = str(exc)
             self.stop.wait(delay_s)
             delay_s = min(2 * delay_s, 5.0)
         return False
