@@ -92,13 +92,18 @@ def ensure_dedup_topic(settings: Settings, watch: ReasonWatch | None = None) -> 
 
     librdkafka's log is off here: why Kafka cannot be reached reaches `watch` (an error_cb).
     """
-    admin = AdminClient(kafka_config(settings, log_level=0, error_cb=watch or (lambda _e: None)))
-    try:
-        topics = admin.list_topics(timeout=30).topics
-    except KafkaException:
-        if watch is None:
-            raise
-        raise watch.explain("connecting") from None
+    watch = watch or ReasonWatch(settings.kafka.bootstrap_servers)
+    admin = AdminClient(kafka_config(settings, log_level=0, error_cb=watch))
+    deadline = time.monotonic() + 30
+    while True:
+        # Short tries, so a refused password or certificate is said at once, not after 30 s.
+        try:
+            topics = admin.list_topics(timeout=2).topics
+            break
+        except KafkaException:
+            admin.poll(0)  # serves the error callback
+            if watch.refused or time.monotonic() > deadline:
+                raise watch.explain("connecting") from None
     raw = topics.get(settings.raw_topic)
     if raw is None or raw.error is not None:
         raise RawTopicMissing(f"raw topic {settings.raw_topic} not found")
