@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     rc.add_argument("--schema-version")
     rc.add_argument("--read-timeout-s", type=float)
     rc.add_argument("--max-records", type=int, help="expect only the first N rows of each file")
+    rc.add_argument("--show", type=int, default=10, help="offending ids printed per kind (10)")
     _kafka_flags(rc)
 
     sp = sub.add_parser("sample", help="write small TLC-shaped yellow taxi files")
@@ -101,9 +102,6 @@ def _kafka_flags(rc: argparse.ArgumentParser) -> None:
         help="the password only as PRODUCER_KAFKA_SASL_PASSWORD, never on a command line",
     )  # fmt: skip
     rc.add_argument("--ca-file", dest="kafka_ca_file", help="PEM file of the brokers' CA")
-    rc.add_argument(
-        "--show", type=int, default=10, help="offending event ids to print per kind (10)"
-    )
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
