@@ -146,7 +146,7 @@ def test_a_wrong_password_or_an_untrusted_ca_is_said_in_one_line(
         logs = (tmp_path / "validator.log", tmp_path / "collector.log")
         wait_until(lambda: all(reason in log.read_text() for log in logs), 30, "the reason")
         time.sleep(3)  # long enough for librdkafka to retry and say it again
-        assert (collector.get("/readyz"), validator.get("/readyz")) == (503, 503)
+        assert (collector.get("/readyz"), validator.fetch("/readyz")[0]) == (503, 503)
     finally:
         collector.stop()
         validator.stop()
