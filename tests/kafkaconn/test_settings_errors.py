@@ -26,8 +26,8 @@ def start(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     ("module", "env", "says"),
     [
         ("collector", {"COLLECTOR_PORT": "abc", "COLLECTOR_ALLOW_ANONYMOUS": "true"},
-         ["collector: COLLECTOR_PORT: Input should be a valid integer, unable to parse string as an "
-          "integer"]),
+         ["collector: COLLECTOR_PORT: Input should be a valid integer, unable to parse string as "
+          "an integer"]),
         ("collector", {"COLLECTOR_KAFKA_PROPERTIES": '{"sasl.password": "' + SECRET,
                        "COLLECTOR_ALLOW_ANONYMOUS": "true"},
          ["collector: COLLECTOR_KAFKA_PROPERTIES: not valid JSON (unexpected end of data at column "
