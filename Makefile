@@ -14,6 +14,8 @@ REQ := requirements
 KAFKA_PORT ?= 9092
 # 3: three brokers (KAFKA_PORT and the next two) and a controller, topics replicated three times
 BROKERS ?= 1
+# sasl_ssl: one broker speaking only TLS + SCRAM-SHA-512 (docs/kafka.md)
+SECURITY ?= plaintext
 PYTEST_ARGS ?=
 # uv uses the Python it is given and never downloads one.
 export UV_PYTHON_DOWNLOADS := never
@@ -59,8 +61,8 @@ lock: $(UV) ## write requirements/*.txt from pyproject.toml with uv (hashes, eve
 kafka-jars: $(STAMP) ## fetch the pinned Kafka broker's jars with Maven (cached)
 	@$(PY) -m devstack.kafka fetch
 
-kafka-up: kafka-jars ## start a broker (BROKERS=3: three) on 127.0.0.1:$(KAFKA_PORT) and create the topics
-	@$(PY) -m devstack.kafka up --port $(KAFKA_PORT) --brokers $(BROKERS)
+kafka-up: kafka-jars ## start a broker (BROKERS=3: three; SECURITY=sasl_ssl: TLS + SCRAM) on 127.0.0.1:$(KAFKA_PORT), create the topics
+	@$(PY) -m devstack.kafka up --port $(KAFKA_PORT) --brokers $(BROKERS) --security $(SECURITY)
 
 kafka-down: $(STAMP) ## stop the broker or brokers started by kafka-up
 	@$(PY) -m devstack.kafka down

@@ -152,7 +152,7 @@ def loop_eos(bootstrap: str, topic: str, records: int, out: str, dlq: str) -> di
 
     run = uuid.uuid4().hex[:8]
     settings = Settings(
-        kafka_bootstrap_servers=bootstrap, raw_topic=topic, validated_topic=out,
+        kafka={"bootstrap_servers": bootstrap}, raw_topic=topic, validated_topic=out,
         dead_letter_topic=dlq, dedup_topic=f"bench-dedup-{run}", group_id=f"bench-eos-{run}",
         validator_id="bench",
     )  # fmt: skip

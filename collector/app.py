@@ -27,12 +27,7 @@ log = logging.getLogger("collector")
 
 def kafka_sink(settings: Settings) -> KafkaSink:
     """The real sink, configured from the settings."""
-    config = producer_config(
-        settings.kafka_bootstrap_servers,
-        settings.ack_timeout_s,
-        settings.max_body_bytes,
-        settings.kafka_properties,
-    )
+    config = producer_config(settings.kafka, settings.ack_timeout_s, settings.max_body_bytes)
     return KafkaSink(
         config,
         check_topics=(settings.raw_topic, settings.dead_letter_topic),

@@ -71,8 +71,15 @@ def librdkafka_logger() -> logging.Logger:
     """Where librdkafka's own log lines go: JSON like the rest, a reconnect loop logged once."""
     logger = logging.getLogger("collector.librdkafka")
     if not logger.filters:
+        logger.addFilter(_not_a_connection_failure)
         logger.addFilter(ThrottleFilter(interval_s=30.0))
     return logger
+
+
+def _not_a_connection_failure(record: logging.LogRecord) -> bool:
+    """librdkafka's FAIL lines (refused, unreachable, bad password or certificate) say again what
+    its error callback already said: the sink logs that, one line per reason."""
+    return not (isinstance(record.args, tuple) and record.args[:1] == ("FAIL",))
 
 
 class Throttle:

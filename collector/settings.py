@@ -6,17 +6,21 @@ import socket
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import NoDecode, SettingsConfigDict, SettingsError
+
+from kafkaconn import KafkaSettings, settings_problems
 
 
-class Settings(BaseSettings):
-    """The collector's configuration; build it once at start-up and pass it in."""
+class Settings(KafkaSettings):
+    """The collector's configuration; build it once at start-up and pass it in.
+
+    The Kafka connection is `COLLECTOR_KAFKA_*` (see `kafkaconn.KafkaSettings`).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="COLLECTOR_", frozen=True, extra="ignore", populate_by_name=True
     )
 
-    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
     raw_topic: str = Field("raw-events", min_length=1, description="topic for accepted events")
     dead_letter_topic: str = Field(
         "raw-events-dlq", min_length=1, description="topic for rejected events (400, 422)"
@@ -47,7 +51,6 @@ class Settings(BaseSettings):
     allow_anonymous: bool = Field(
         False, description="true: accept requests without a key when COLLECTOR_API_KEYS is unset"
     )
-    kafka_properties: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
     readiness_interval_s: float = Field(
         2.0, gt=0, description="how often /readyz's view of Kafka is refreshed"
     )
@@ -129,31 +132,9 @@ class SettingsProblem(Exception):
         self.lines = lines
 
 
-def load(prefix: str = "COLLECTOR_") -> Settings:
+def load() -> Settings:
     """The settings from the environment; SettingsProblem, which never holds a value, if wrong."""
     try:
         return Settings()
     except (ValidationError, SettingsError) as exc:
-        raise SettingsProblem(problem_lines(exc, prefix)) from None
-
-
-def problem_lines(exc: ValidationError | SettingsError, prefix: str) -> list[str]:
-    """What is wrong, one line per variable, without its value (it may be a password)."""
-    if isinstance(exc, SettingsError):
-        # pydantic-settings could not parse a JSON value; its message names the field only.
-        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "?"
-        cause = exc.__cause__
-        reason = f"not valid JSON ({cause})" if cause is not None else "could not be parsed"
-        return [f"{prefix}{field.upper()}: {reason}"]
-    lines: dict[str, str] = {}
-    for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        loc = [str(part) for part in error["loc"]]
-        message = error["msg"].removeprefix("Value error, ")
-        if not loc:  # a rule across variables: its message names them
-            lines.setdefault(message, message)
-            continue
-        name = loc[0].upper()
-        variable = name if name.startswith(prefix) else prefix + name
-        inside = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
-        lines.setdefault(variable, f"{variable}{inside}: {message}")
-    return list(lines.values())
+        raise SettingsProblem(settings_problems(exc, Settings)) from None

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[at
 from collector.limits import producer_max_bytes
 from collector.logs import Throttle, librdkafka_logger
 from collector.problems import Problem
+from kafkaconn import KafkaConnection
 
 log = logging.getLogger("collector.sink")
 
@@ -91,14 +92,10 @@ class Sink(Protocol):
 
 
 def producer_config(
-    bootstrap_servers: str,
-    ack_timeout_s: float,
-    max_body_bytes: int,
-    extra: dict[str, str | int | float | bool] | None = None,
+    connection: KafkaConnection, ack_timeout_s: float, max_body_bytes: int
 ) -> dict[str, Any]:
-    """librdkafka settings for the collector; `extra` (TLS, SASL, tuning) wins."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
+    """librdkafka settings for the collector; the connection's own properties win."""
+    defaults: dict[str, Any] = {
         # Only a record on every in-sync replica is acknowledged, and retries never duplicate
         # or reorder it: a 202 means the event is safe.
         "acks": "all",
@@ -138,8 +135,7 @@ def producer_config(
         "message.max.bytes": min(1_000_000_000, producer_max_bytes(max_body_bytes)),
         "client.id": "event-collector",
     }
-    config.update(extra or {})
-    return config
+    return connection.client_config(defaults)
 
 
 class KafkaSink:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, SecretStr
+from pydantic import AliasChoices, BaseModel, SecretStr
 from pydantic_settings import BaseSettings
 
 _SCALARS: tuple[type, ...] = (str, int, float, bool, Path)
@@ -30,7 +30,7 @@ def env_var(model: type[BaseSettings], name: str) -> str:
     return f"{model.model_config.get('env_prefix', '')}{name}".upper()
 
 
-def default_text(model: type[BaseSettings], name: str) -> str:
+def default_text(model: type[BaseModel], name: str) -> str:
     """A setting's default as a person would type it: `none` for nothing, lists comma-joined."""
     field = model.model_fields[name]
     if field.is_required():
@@ -53,11 +53,23 @@ def settings_epilog(
     """The settings (all, or `names`) as `VARIABLE (default: X)` and their meaning, one each."""
     lines = [title or "settings (environment variables):"]
     for name in model.model_fields if names is None else names:
-        lines.append(f"  {env_var(model, name)}  (default: {default_text(model, name)})")
-        description = model.model_fields[name].description
-        if description:
-            lines.append(f"      {description}")
+        lines += _described(model, name, env_var(model, name))
     return "\n".join(lines)
+
+
+def _described(model: type[BaseModel], name: str, variable: str) -> list[str]:
+    """`VARIABLE (default: X)` and its meaning; a nested model (the Kafka connection) as one
+    variable per field, `<VARIABLE>_<FIELD>`, as pydantic-settings reads them."""
+    nested = model.model_fields[name].annotation
+    if isinstance(nested, type) and issubclass(nested, BaseModel):
+        return [
+            line
+            for field in nested.model_fields
+            for line in _described(nested, field, f"{variable}_{field.upper()}")
+        ]
+    lines = [f"  {variable}  (default: {default_text(model, name)})"]
+    description = model.model_fields[name].description
+    return [*lines, f"      {description}"] if description else lines
 
 
 def _scalar(annotation: Any) -> type | None:

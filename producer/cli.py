@@ -14,13 +14,17 @@ from typing import Any
 import httpx
 import orjson
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from console.settings_help import add_setting_flags, env_var, settings_epilog
+from kafkaconn import KafkaConnection, settings_problems
+from kafkaconn.reasons import KafkaUnavailable, TopicReadError
 from producer import sample, source
-from producer.reconcile import TopicReadError, reconcile
+from producer.reconcile import reconcile
 from producer.replay import replay
 from producer.rows import SchemaError
 from producer.settings import ReconcileSettings, ReplaySettings
+from producer.verdict import verdict
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -51,8 +55,12 @@ example:
   python -m producer reconcile data/yellow_tripdata_2023-01.parquet \\
       --bootstrap-servers 127.0.0.1:9092
 
-Prints one JSON line: expected, raw, dead_letter, missing, duplicates, unexpected.
-Exit code 0 only when nothing is missing or unexpected."""
+Prints one JSON line (expected, raw, dead_letter, missing, duplicates, unexpected), then a
+verdict with the first offending event ids on stderr. A secured Kafka: PRODUCER_KAFKA_*
+(SECURITY_PROTOCOL, SASL_MECHANISM, SASL_USERNAME, SASL_PASSWORD, CA_FILE, PROPERTIES as JSON);
+the password only from the environment.
+Exit code: 0 every row there once, 1 rows missing or unexpected, 2 usage or setting error,
+3 Kafka unreachable or refused the login."""
 
 _SAMPLE_EXAMPLE = """\
 example:
@@ -116,6 +124,10 @@ def _add_sample(sub: Any) -> None:
     )
 
 
+# Kafka could not be reached or read, or refused us: not a verdict on the rows.
+EXIT_KAFKA = 3
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m producer",
@@ -153,7 +165,13 @@ def _parser() -> argparse.ArgumentParser:
         _RECONCILE_EXAMPLE,
     )  # fmt: skip
     _files(rc, ReconcileSettings)
-    env_only = add_setting_flags(rc, ReconcileSettings, skip=("data_urls",))
+    _kafka_flags(rc)
+    rc.add_argument(
+        "--show", type=int, default=10, help="offending ids printed per kind (default: 10)"
+    )
+    env_only = add_setting_flags(
+        rc, ReconcileSettings, skip=("data_urls", "kafka", "bootstrap_servers")
+    )
     if env_only:
         rc.epilog = f"{rc.epilog}\n\n" + settings_epilog(
             ReconcileSettings, env_only, title="set only by environment variables:"
@@ -163,21 +181,44 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _kafka_flags(rc: argparse.ArgumentParser) -> None:
+    """The Kafka connection's flags, made from its fields; each wins over its PRODUCER_KAFKA_*
+    variable. The password and extra properties only from the environment, never a command line."""
+    for name, field in KafkaConnection.model_fields.items():
+        if name in _KAFKA_ENV_ONLY:
+            continue
+        default = field.default if field.default is not None else "none"
+        rc.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=f"kafka_{name}",
+            metavar="PATH" if name == "ca_file" else "TEXT",
+            help=f"{field.description} (default: {default}; env PRODUCER_KAFKA_{name.upper()})",
+        )
+
+
+_KAFKA_ENV_ONLY = ("sasl_password", "properties")
+
+
 def _given(args: argparse.Namespace) -> dict[str, Any]:
     """Flags actually given, so unset ones fall back to the environment."""
-    given = {k: v for k, v in vars(args).items() if v is not None and k != "command"}
+    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "show")}
     if not given.get("data_urls"):
         given.pop("data_urls", None)
-    return given
+    # --bootstrap-servers and friends belong to the Kafka connection, over PRODUCER_KAFKA_*.
+    kafka = {k.removeprefix("kafka_"): given.pop(k) for k in list(given) if k.startswith("kafka_")}
+    return {**given, "kafka": kafka} if kafka else given
 
 
 _FLAGS = {"rate_per_s": "--rate", "data_urls": "FILE_OR_URL", "out_dir": "OUTDIR"}
 
 
-def _invalid(exc: ValidationError) -> str:
-    """One line per wrong setting, named as its flag: `--collector-url: ...`."""
-    lines = []
+def _invalid(exc: ValidationError, settings: type[BaseSettings]) -> str:
+    """One line per wrong setting, named as its flag: `--collector-url: ...` (the Kafka
+    connection's as its PRODUCER_KAFKA_* variable, as every component names them)."""
+    lines = [line for line in settings_problems(exc, settings) if "KAFKA_" in line]
     for error in exc.errors():
+        if error["loc"][:1] == ("kafka",):
+            continue
         field = "_".join(str(part) for part in error["loc"])
         name = _FLAGS.get(field, "--" + field.replace("_", "-"))
         lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
@@ -240,7 +281,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
         paths = source.local_copies(stack, settings.data_urls)
         result = reconcile(
             paths,
-            bootstrap_servers=settings.bootstrap_servers,
+            connection=settings.kafka,
             raw_topic=settings.raw_topic,
             dead_letter_topic=settings.dead_letter_topic,
             check_payloads=settings.check_payloads,
@@ -251,6 +292,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
         )
     report = result.report(by_collector=settings.by_collector)
     print(orjson.dumps(report).decode(), flush=True)
+    print("\n".join(verdict(report, result.offenders(max(0, args.show)))), file=sys.stderr)
     return 0 if result.ok else EXIT_FAILED
 
 
@@ -279,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted (Ctrl-C)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ValidationError as exc:
-        return _error(_invalid(exc))
+        return _error(
+            _invalid(exc, ReconcileSettings if args.command == "reconcile" else ReplaySettings)
+        )
+    except KafkaUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_KAFKA
     except (ValueError, OSError, SchemaError, TopicReadError, httpx.HTTPError) as exc:
         return _error(str(exc))

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
+import itertools
 import uuid
 from array import array
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
+from kafkaconn import KafkaConnection
+from kafkaconn.reading import read_to_end
 from producer import rows, source
+
+# Unexpected ids kept to show (`--show` prints up to this many of each kind).
+_KEEP_IDS = 100
 
 
 def digest(payload: Any) -> int:
@@ -49,6 +53,8 @@ class Reconciler:
     other_files: int = 0
     # Records of these files per `collector_id`: how the load was spread over the replicas.
     by_collector: Counter[str] = field(default_factory=Counter)
+    # The first ids (or keys) of records that should not be there, to show a person.
+    unexpected_ids: list[str] = field(default_factory=list)
     _files: dict[str, _File] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -78,7 +84,12 @@ class Reconciler:
         if self._locate(key_id) == "other":
             self.other_files += 1
         else:
-            self.unexpected += 1
+            self._unexpected(key_id)
+
+    def _unexpected(self, what: Any) -> None:
+        self.unexpected += 1
+        if len(self.unexpected_ids) < _KEEP_IDS:
+            self.unexpected_ids.append(str(what))
 
     def add_raw(self, key: bytes | None, value: bytes | None) -> None:
         key_id = key.decode("utf-8", "replace") if key is not None else None
@@ -98,14 +109,14 @@ class Reconciler:
                 self.other_files += 1
             return
         if where == "bad":
-            self.unexpected += 1
+            self._unexpected(event_id)
             return
         file, row = where
         self.raw += 1
         self.by_collector[str(envelope.get("collector_id"))] += 1
         self._mark(file, row)
         if key_id != event_id or not isinstance(envelope.get("payload"), dict):
-            self.unexpected += 1
+            self._unexpected(event_id)
             return
         if self.check_payloads:
             self._check_envelope(envelope, file, row)
@@ -139,11 +150,12 @@ class Reconciler:
         if isinstance(body, list):
             index = record.get("batch_index")
             body = body[index] if isinstance(index, int) and 0 <= index < len(body) else None
-        where = self._locate(body.get("event_id") if isinstance(body, dict) else None)
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        where = self._locate(event_id)
         if where == "other":
             self.other_files += 1
         elif where == "bad":
-            self.unexpected += 1
+            self._unexpected(event_id)
         else:
             self.dead_letter += 1
             self._mark(*where)
@@ -175,70 +187,34 @@ class Reconciler:
             result["by_collector"] = dict(sorted(self.by_collector.items()))
         return result
 
+    def offenders(self, limit: int) -> dict[str, list[str]]:
+        """The first `limit` event ids missing, sent more than once, and unexpected."""
+        missing: list[str] = []
+        duplicated: list[str] = []
+        for name, file in self._files.items():
+            row = file.seen.find(0)
+            while row >= 0 and len(missing) < limit:
+                missing.append(f"{name}:{row}")
+                row = file.seen.find(0, row + 1)
+            if self.duplicates and len(duplicated) < limit:
+                many = (r for r, copies in enumerate(file.seen) if copies > 1)
+                duplicated += [f"{name}:{r}" for r in itertools.islice(many, limit)]
+        return {
+            "missing": missing,
+            "duplicates": duplicated[:limit],
+            "unexpected": self.unexpected_ids[:limit],
+        }
+
     @property
     def ok(self) -> bool:
         report = self.report()
         return bool(report["missing"] == 0 and report["unexpected"] == 0)
 
 
-class TopicReadError(RuntimeError):
-    """A topic could not be read to its end in time."""
-
-
-def read_to_end(bootstrap_servers: str, topic: str, timeout_s: float) -> Iterator[Any]:
-    """Every committed record now on `topic` (confluent-kafka Messages), each partition to its end.
-
-    Partitions are assigned directly, without a consumer group rebalance, and nothing is committed.
-    Only committed records are read; on a transactional topic the last offsets are commit markers,
-    not records, so the end of a partition is when the consumer says so (partition EOF).
-    """
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"producer-reconcile-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        if metadata.error is not None:
-            raise TopicReadError(f"topic {topic}: {metadata.error}")
-        ends: dict[int, int] = {}
-        starts: list[Any] = []
-        for partition in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            if high > low:
-                ends[partition] = high
-                starts.append(TopicPartition(topic, partition, low))
-        consumer.assign(starts)
-        deadline = time.monotonic() + timeout_s
-        while ends:
-            if time.monotonic() > deadline:
-                raise TopicReadError(f"timed out reading {topic}; partitions left {sorted(ends)}")
-            for message in consumer.consume(num_messages=10_000, timeout=0.5):
-                if (error := message.error()) is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        ends.pop(message.partition() or 0, None)
-                    continue
-                partition, offset = message.partition(), message.offset()
-                if partition not in ends or offset is None or offset >= ends[partition]:
-                    continue
-                yield message
-                if offset + 1 >= ends[partition]:
-                    del ends[partition]
-    finally:
-        consumer.close()
-
-
 def reconcile(
     files: list[tuple[str, Path]],
     *,
-    bootstrap_servers: str,
+    connection: KafkaConnection,
     raw_topic: str,
     dead_letter_topic: str,
     check_payloads: bool = False,
@@ -258,9 +234,11 @@ def reconcile(
         event_type=event_type,
         schema_version=schema_version,
     )
-    for message in read_to_end(bootstrap_servers, raw_topic, timeout_s):
+    # A group id of its own: nothing is committed, but librdkafka wants one.
+    config = connection.client_config({"group.id": f"producer-reconcile-{uuid.uuid4()}"})
+    for message in read_to_end(config, raw_topic, timeout_s):
         reconciler.add_raw(message.key(), message.value())
-    for message in read_to_end(bootstrap_servers, dead_letter_topic, timeout_s):
+    for message in read_to_end(config, dead_letter_topic, timeout_s):
         reconciler.add_dead_letter(message.key(), message.value())
     if check_payloads:
         for name, path in files:

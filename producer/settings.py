@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kafkaconn import KafkaSettings
 from producer.source import file_name
 from producer.urls import collector_base_url
 
@@ -114,15 +115,17 @@ class ReplaySettings(BaseSettings):
         return [self.data_urls[self.job_completion_index]]
 
 
-class ReconcileSettings(BaseSettings):
-    """Everything `python -m producer reconcile` can be told."""
+class ReconcileSettings(KafkaSettings):
+    """Everything `python -m producer reconcile` can be told; Kafka as `PRODUCER_KAFKA_*`."""
 
     model_config = SettingsConfigDict(env_prefix="PRODUCER_", populate_by_name=True)
 
     data_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="the replayed files or URLs, space or comma separated"
     )
-    bootstrap_servers: str = "127.0.0.1:9092"
+    # PRODUCER_BOOTSTRAP_SERVERS, the name before the Kafka settings were shared: still read,
+    # below PRODUCER_KAFKA_BOOTSTRAP_SERVERS.
+    bootstrap_servers: str | None = Field(None, min_length=1, exclude=True)
     raw_topic: str = Field("raw-events", description="the collector's topic for accepted events")
     dead_letter_topic: str = Field(
         "raw-events-dlq", description="the collector's topic for rejected events"
@@ -138,3 +141,13 @@ class ReconcileSettings(BaseSettings):
     @classmethod
     def _split(cls, value: Any) -> Any:
         return _split_urls(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_bootstrap_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("bootstrap_servers"):
+            kafka = data.get("kafka")
+            kafka = dict(kafka) if isinstance(kafka, dict) else {}
+            kafka.setdefault("bootstrap_servers", data["bootstrap_servers"])
+            data = {**data, "kafka": kafka}
+        return data

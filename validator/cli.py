@@ -40,8 +40,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def run_service() -> int:
-    from validator.loop import Validator, ValidatorError
+    from validator.loop import Validator
     from validator.server import serve
+    from validator.topics import ValidatorError
 
     try:
         settings = Settings()

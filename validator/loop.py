@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -26,11 +25,9 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
-    AdminClient,
-    NewTopic,
-)
 
+from kafkaconn.reading import read_to_end
+from kafkaconn.reasons import KafkaUnavailable, ReasonWatch, TopicReadError
 from validator.contracts import Registry
 from validator.dedup import SeenIds, decode_seen, encode_seen
 from validator.settings import Settings
@@ -41,20 +38,13 @@ from validator.sizes import (
     record_size,
     topic_max_bytes,
 )
+from validator.topics import RawTopicMissing, ValidatorError, ensure_dedup_topic, kafka_config
 from validator.verdict import Invalid, Reason, Source, Verdict, dead_letter, judge
 
 log = logging.getLogger("validator")
 
 _EXPIRE_EVERY_S = 60.0
 _RESTORE_TIMEOUT_S = 300.0
-
-
-class RawTopicMissing(RuntimeError):
-    """The raw topic does not exist yet (on a fresh cluster its Job may still be creating it)."""
-
-
-class ValidatorError(RuntimeError):
-    """Something the validator cannot go on from; it exits and is restarted."""
 
 
 @dataclass
@@ -80,50 +70,6 @@ class Counts:
 def utc_text(seconds: float) -> str:
     """RFC 3339, UTC, microseconds, `Z`, as the collector's timestamps."""
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def kafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers, **extra,
-            **settings.kafka_properties}  # fmt: skip
-
-
-def ensure_dedup_topic(settings: Settings) -> int:
-    """Create the changelog topic like the raw one (same partition count) if missing; the count."""
-    admin = AdminClient(kafka_config(settings, log_level=3))
-    topics = admin.list_topics(timeout=30).topics
-    raw = topics.get(settings.raw_topic)
-    if raw is None or raw.error is not None:
-        raise RawTopicMissing(f"raw topic {settings.raw_topic} not found")
-    partitions = len(raw.partitions)
-    window_ms = int(settings.dedup_window_s * 1000)
-    changelog = topics.get(settings.dedup_topic)
-    if changelog is None:
-        replication = min(3, len(admin.list_topics(timeout=30).brokers))
-        config = {
-            # Deleted past the window plus a day: the changelog holds what the window needs and
-            # no more (record timestamps are the newest raw one of their batch). An id is written
-            # once per window, so there is nothing to compact.
-            "cleanup.policy": "delete",
-            "retention.ms": str(window_ms + 86_400_000),
-            "min.insync.replicas": str(min(2, replication)),
-        }
-        future = admin.create_topics(
-            [NewTopic(settings.dedup_topic, partitions, replication, config=config)],
-            operation_timeout=30,
-        )[settings.dedup_topic]
-        try:
-            future.result(timeout=60)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-    else:
-        have = len(changelog.partitions)
-        if have != partitions:
-            raise ValidatorError(
-                f"{settings.dedup_topic} has {have} partitions but {settings.raw_topic} has "
-                f"{partitions}: partition n of one must hold the ids of partition n of the other"
-            )
-    return partitions
 
 
 class Validator:
@@ -161,51 +107,28 @@ class Validator:
 
     def _restore(self, partitions: list[int]) -> None:
         """Rebuild the seen ids of `partitions` from their committed changelog."""
-        consumer = Consumer(
-            kafka_config(
-                self.settings,
-                **{
-                    "group.id": f"{self.settings.group_id}-restore",
-                    "enable.auto.commit": False,
-                    "isolation.level": "read_committed",
-                    "enable.partition.eof": True,
-                    "log_level": 3,
-                },
-            )
-        )
+        for partition in partitions:
+            self._seen[partition] = SeenIds(self._window_ms)
+        config = kafka_config(self.settings, **{"group.id": f"{self.settings.group_id}-restore"})
+        restored = 0
         try:
-            for partition in partitions:
-                self._seen[partition] = SeenIds(self._window_ms)
-            pending = set(partitions)
-            consumer.assign(
-                [TopicPartition(self.settings.dedup_topic, p, OFFSET_BEGINNING) for p in partitions]
-            )
-            deadline = time.monotonic() + _RESTORE_TIMEOUT_S
-            restored = 0
-            while pending:
-                if time.monotonic() > deadline:
-                    raise ValidatorError(f"could not read {self.settings.dedup_topic} in time")
-                for message in consumer.consume(num_messages=10_000, timeout=0.5):
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            pending.discard(message.partition())
-                            continue
-                        raise KafkaException(error)
-                    seen = self._seen[_where(message)[0]]
-                    for event_id, first_seen_ms in decode_seen(message.value()):
-                        seen.restore(event_id, first_seen_ms)
-                        restored += 1
-            for partition in partitions:
-                self._seen[partition].expire()
-            self.counts.restored_ids += restored
-            log.info(
-                "seen ids restored",
-                extra={"partitions": partitions, "records": restored,
-                       "ids": sum(len(self._seen[p]) for p in partitions)},
-            )  # fmt: skip
-        finally:
-            consumer.close()
+            for message in read_to_end(
+                config, self.settings.dedup_topic, _RESTORE_TIMEOUT_S, partitions=partitions
+            ):
+                seen = self._seen[_where(message)[0]]
+                for event_id, first_seen_ms in decode_seen(message.value()):
+                    seen.restore(event_id, first_seen_ms)
+                    restored += 1
+        except (KafkaUnavailable, TopicReadError) as exc:
+            raise ValidatorError(f"could not restore the seen ids: {exc}") from None
+        for partition in partitions:
+            self._seen[partition].expire()
+        self.counts.restored_ids += restored
+        log.info(
+            "seen ids restored",
+            extra={"partitions": partitions, "records": restored,
+                   "ids": sum(len(self._seen[p]) for p in partitions)},
+        )  # fmt: skip
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if not partitions:
@@ -229,15 +152,17 @@ class Validator:
     def _wait_for_topics(self) -> bool:
         """Wait, not ready, for Kafka and the raw topic; exiting instead would only earn the pod
         restarts and a crash-loop back-off while a fresh cluster's topics Job runs."""
-        delay_s, said = 0.5, False
+        delay_s, said = 0.5, ""
+        watch = ReasonWatch(self.settings.kafka.bootstrap_servers)
         while not self.stop.is_set():
             try:
-                ensure_dedup_topic(self.settings)
+                ensure_dedup_topic(self.settings, watch)
                 return True
-            except (RawTopicMissing, KafkaException) as exc:
-                if not said:
+            except (RawTopicMissing, KafkaException, KafkaUnavailable) as exc:
+                # Said once per reason: a refused password is one line, not one per retry.
+                if str(exc) != said:
                     log.warning("waiting for Kafka and the raw topic", extra={"error": str(exc)})
-                    said = True
+                    said = str(exc)
             self.stop.wait(delay_s)
             delay_s = min(2 * delay_s, 5.0)
         return False

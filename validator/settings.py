@@ -6,21 +6,25 @@ import socket
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import SettingsConfigDict, SettingsError
+
+from kafkaconn import KafkaSettings, settings_problems
 
 # In the image the contracts sit beside the package; in a checkout, at the repository's top.
 DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 WEEK_S = 7 * 24 * 3600
 
 
-class Settings(BaseSettings):
-    """The validator's configuration; build it once at start-up and pass it in."""
+class Settings(KafkaSettings):
+    """The validator's configuration; build it once at start-up and pass it in.
+
+    The Kafka connection is `VALIDATOR_KAFKA_*` (see `kafkaconn.KafkaSettings`).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="VALIDATOR_", frozen=True, extra="ignore", populate_by_name=True
     )
 
-    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
     raw_topic: str = Field("raw-events", min_length=1, description="topic read: the collector's")
     validated_topic: str = Field(
         "validated-events", min_length=1, description="topic for events that meet their contract"
@@ -57,7 +61,6 @@ class Settings(BaseSettings):
     )
     host: str = Field("0.0.0.0", description="address of /healthz, /readyz, /metrics")
     port: int = Field(8080, ge=0, le=65535, description="port of /healthz, /readyz, /metrics")
-    kafka_properties: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
     @field_validator("log_level")
@@ -75,16 +78,6 @@ class Settings(BaseSettings):
 
 
 def problems(exc: ValidationError | SettingsError) -> list[str]:
-    """What is wrong with the settings, one line per variable, never a value (it may be a
-    password): `VALIDATOR_KAFKA_PROPERTIES (at x): Input should be a valid string`."""
-    if isinstance(exc, SettingsError):  # a JSON value pydantic-settings could not parse
-        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "?"
-        return [f"VALIDATOR_{field.upper()}: not valid JSON ({exc.__cause__})"]
-    lines: dict[str, str] = {}
-    for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        loc = [str(part) for part in error["loc"]] or ["settings"]
-        name = loc[0].upper()
-        variable = name if name.startswith("VALIDATOR_") else f"VALIDATOR_{name}"
-        inside = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
-        lines.setdefault(variable, f"{variable}{inside}: {error['msg']}")
-    return list(lines.values())
+    """What is wrong with the settings, one line per problem, never a value (it may be a
+    password): `VALIDATOR_KAFKA_PROPERTIES['x']: should be a string, a number or a boolean`."""
+    return settings_problems(exc, Settings)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -53,6 +54,10 @@ class Broker:
     cluster_id: str = ""
     # Extra server.properties lines, winning over the defaults.
     overrides: dict[str, str] = field(default_factory=dict)
+    # Extra arguments of the storage tool's `format` (e.g. `--add-scram` users).
+    format_args: list[str] = field(default_factory=list, repr=False)
+    # The admin client's settings beyond the bootstrap servers (a secured listener's login).
+    client: dict[str, Any] = field(default_factory=dict, repr=False)
     process: ManagedProcess = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +89,11 @@ class Broker:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def client_config(self) -> dict[str, Any]:
+        """What a client of this broker needs: its address and, when secured, how to log in."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.client}
 
     @property
     def pid(self) -> int | None:
@@ -196,8 +206,9 @@ class Broker:
         ]  # fmt: skip
         if not (self.state_dir / "data" / "meta.properties").exists():
             cluster_id = self.cluster_id or new_cluster_id()
+            storage = [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id]
             subprocess.run(
-                [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+                [*storage, "-c", str(config), *self.format_args],
                 check=True,
                 capture_output=True,
                 timeout=timeout_s,
@@ -207,7 +218,7 @@ class Broker:
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Until clients see this broker in the cluster (a controller: its port answers)."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        admin = AdminClient({**self.client_config, "log_level": 0})
         try:
             self.process.wait_ready(lambda: self._answers(admin), timeout_s, self.process.name)
         except ProcessExited:
@@ -247,7 +258,7 @@ class Broker:
 
     def create_topics(self, names: Iterable[str], partitions: int = DEFAULT_PARTITIONS) -> None:
         """Create topics (librdkafka never auto-creates them); existing ones are left alone."""
-        create_topics(self.bootstrap_servers, names, partitions, replication_factor=1)
+        create_topics(self.client_config, names, partitions, replication_factor=1)
 
 
 def previous_controller_port(state_dir: Path) -> int:

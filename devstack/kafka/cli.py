@@ -1,5 +1,5 @@
 """`python -m devstack.kafka fetch|up|down|status`: what `make kafka-jars`, `make kafka-up
-[BROKERS=3]` and `make kafka-down` run; state and logs in `.kafka/`."""
+[BROKERS=3 | SECURITY=sasl_ssl]` and `make kafka-down` run; state and logs in `.kafka/`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from pathlib import Path
 from devstack.kafka.broker import Broker
 from devstack.kafka.cluster import Cluster
 from devstack.kafka.jars import JARS_SHA256, KAFKA_VERSION, KafkaSetupError, fetch_jars
+from devstack.kafka.secure import USERS, secured_broker
 from devstack.kafka.topics import DEFAULT_PARTITIONS, DEFAULT_TOPICS, VALIDATED_TOPICS
 from devstack.proc import ROOT
 
 DEFAULT_STATE_DIR = ROOT / ".kafka"
+# The secured broker's own folder, so a plain broker's data never meets SCRAM users.
+SECURE = "sasl_ssl"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,12 +41,18 @@ def parser() -> argparse.ArgumentParser:
         "--brokers", type=int, choices=(1, 3), default=1,
         help="3: brokers on --port and the next two, a controller, replication factor 3",
     )  # fmt: skip
+    up.add_argument(
+        "--security", choices=("plaintext", "sasl_ssl"), default="plaintext",
+        help="sasl_ssl: one broker on TLS with SCRAM-SHA-512 users (state in DIR/sasl_ssl)",
+    )  # fmt: skip
     up.add_argument("--topics", nargs="*", default=[*DEFAULT_TOPICS, *VALIDATED_TOPICS])
     up.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS)
     return made
 
 
 def down(state_dir: Path, broker: Broker, cluster: Cluster | None, pids: list[int]) -> int:
+    if Broker(state_dir / SECURE).stop():
+        print(f"Kafka broker (SASL_SSL) stopped ({state_dir / SECURE})")
     stopped = broker.stop()
     if cluster is not None and cluster.stop():
         print(f"Kafka cluster stopped ({state_dir / 'cluster'})")
@@ -54,7 +63,24 @@ def down(state_dir: Path, broker: Broker, cluster: Cluster | None, pids: list[in
     return 0
 
 
+def up_secured(args: argparse.Namespace) -> int:
+    if args.brokers != 1:
+        raise KafkaSetupError("--security sasl_ssl runs one broker; leave BROKERS at 1")
+    broker, security = secured_broker(args.dir / SECURE, args.port)
+    broker.start()
+    broker.create_topics(args.topics, args.partitions)
+    env = args.dir / SECURE / "sasl_ssl.env"
+    print(
+        f"Kafka {KAFKA_VERSION} up on {broker.bootstrap_servers}, SASL_SSL only (SCRAM-SHA-512; "
+        f"users {', '.join(USERS)}; CA {security.ca_file}), topics {', '.join(args.topics)}.\n"
+        f"Every component's settings for it: set -a; . {env}; set +a"
+    )
+    return 0
+
+
 def up(args: argparse.Namespace, cluster_dir: Path) -> int:
+    if args.security == "sasl_ssl":
+        return up_secured(args)
     if args.brokers == 3:
         cluster = Cluster(cluster_dir, ports=tuple(args.port + i for i in range(3)))
         cluster.start()
@@ -85,7 +111,7 @@ def command(args: argparse.Namespace) -> int:
     broker = Broker(args.dir)
     cluster_dir = args.dir / "cluster"
     cluster = Cluster(cluster_dir) if (cluster_dir / "controller").exists() else None
-    pids = [p for p in [broker.running_pid()] if p]
+    pids = [p for p in [broker.running_pid(), Broker(args.dir / SECURE).running_pid()] if p]
     pids += [n.running_pid() or 0 for n in cluster.running()] if cluster else []
     if args.command == "status":
         print(f"running (pids {', '.join(map(str, pids))})" if pids else "not running")

@@ -3,12 +3,15 @@ end, and counting what one holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from devstack.kafka.jars import KafkaSetupError
+from kafkaconn.reading import read_to_end
+from kafkaconn.reasons import KafkaUnavailable, TopicReadError
 
 DEFAULT_TOPICS = ("raw-events", "raw-events-dlq")
 # Every topic's default max.message.bytes on a local broker: a dead-letter record of a 1 MiB body
@@ -20,14 +23,19 @@ DEFAULT_PARTITIONS = 3
 
 
 def create_topics(
-    bootstrap_servers: str,
+    bootstrap_servers: str | Mapping[str, Any],
     names: Iterable[str],
     partitions: int,
     replication_factor: int,
     config: dict[str, str] | None = None,
 ) -> None:
     # Errors only: librdkafka's informational lines would interleave with the caller's output.
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
+    client = (
+        {"bootstrap.servers": bootstrap_servers}
+        if isinstance(bootstrap_servers, str)
+        else dict(bootstrap_servers)
+    )
+    admin = AdminClient({**client, "log_level": 3})
     futures = admin.create_topics(
         [
             NewTopic(
@@ -50,12 +58,9 @@ def create_topics(
 
 def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[Message]:
     """Every message now on `topic`, read up to each partition's high watermark, in order."""
-    # The reconciliation's reader: one way of reading a topic to its end, for tools and tests.
-    from producer.reconcile import TopicReadError, read_to_end
-
     try:
-        return list(read_to_end(bootstrap_servers, topic, timeout_s))
-    except TopicReadError as exc:
+        return list(read_to_end({"bootstrap.servers": bootstrap_servers}, topic, timeout_s))
+    except (TopicReadError, KafkaUnavailable) as exc:
         raise KafkaSetupError(str(exc)) from exc
 
 

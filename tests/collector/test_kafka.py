@@ -37,7 +37,7 @@ async def collector_on(
     bootstrap: str, topics: Topics, **overrides: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = make_settings(
-        kafka_bootstrap_servers=bootstrap,
+        kafka={"bootstrap_servers": bootstrap},
         raw_topic=topics.raw,
         dead_letter_topic=topics.dead_letter,
         readiness_interval_s=0.2,

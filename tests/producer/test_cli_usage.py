@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from console.settings_help import env_var
+from kafkaconn import KafkaConnection
 from producer.settings import ReconcileSettings, ReplaySettings
 from tests.producer.conftest import SAMPLE_ROWS, StandIn
 from tests.producer.test_cli import producer, summary_of
@@ -30,14 +31,25 @@ def test_every_flag_names_its_default_and_variable(
     result = producer(command, "--help")
     assert result.returncode == 0, result.stderr
     help_text = _flat(result.stdout)
-    for name in model.model_fields:
+    # The Kafka connection is one flag per field (PRODUCER_KAFKA_<FIELD>); the password and
+    # extra properties only from the environment. `bootstrap_servers` is the older variable.
+    kafka = [
+        f"kafka_{name}"
+        for name in KafkaConnection.model_fields
+        if "kafka" in model.model_fields and name not in ("sasl_password", "properties")
+    ]
+    for name in [
+        *(n for n in model.model_fields if n not in ("kafka", "bootstrap_servers")),
+        *kafka,
+    ]:
         if name in {"data_urls", "job_completion_index"}:
             assert f"env {env_var(model, name)}" in help_text or name == "job_completion_index"
             continue
-        flag = flags.get(name, "--" + name.replace("_", "-"))
+        flag = flags.get(name, "--" + name.removeprefix("kafka_").replace("_", "-"))
+        variable = f"PRODUCER_{name.upper()}" if name in kafka else env_var(model, name)
         # `--flag X  meaning (default: D; env VAR)`: the default and variable follow the flag.
         after = help_text.split(f" {flag} ", 1)[1]
-        assert f"env {env_var(model, name)})" in after.split(" --", 1)[0], name
+        assert f"env {variable})" in after.split(" --", 1)[0], name
         assert "(default: " in after.split(" --", 1)[0], name
     assert "example:" in result.stdout
     assert f"python -m producer {command} " in result.stdout

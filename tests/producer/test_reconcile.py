@@ -135,14 +135,15 @@ def test_reconcile_cli_reads_real_topics(kafka: Broker, topics: Topics, tmp_path
     producer.produce(topics.dead_letter, orjson.dumps(dead), key="r")
     assert producer.flush(30) == 0
 
+    said: list[str] = []
+
     def reconcile(*extra: str) -> tuple[int, dict[str, Any]]:
-        result = subprocess.run(
-            [sys.executable, "-m", "producer", "reconcile", str(path),
-             "--bootstrap-servers", kafka.bootstrap_servers, "--raw-topic", topics.raw,
-             "--dead-letter-topic", topics.dead_letter, "--check-payloads", *extra],
-            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        return result.returncode, orjson.loads(result.stdout.strip().splitlines()[-1])
+        result = run_reconcile(str(path), "--bootstrap-servers", kafka.bootstrap_servers,
+                               "--raw-topic", topics.raw, "--dead-letter-topic",
+                               topics.dead_letter, "--check-payloads", *extra)  # fmt: skip
+        said[:] = result.stderr.splitlines()
+        lines = result.stdout.strip().splitlines()
+        return result.returncode, orjson.loads(lines[-1]) if lines else {}
 
     code, report = reconcile()
     assert code == 1
@@ -150,5 +151,44 @@ def test_reconcile_cli_reads_real_topics(kafka: Broker, topics: Topics, tmp_path
         "expected": 4, "raw": 3, "dead_letter": 1, "missing": 1, "duplicates": 1,
         "unexpected": 0, "other_files": 1, "payload_mismatches": 0,
     }  # fmt: skip
+    assert said == [
+        "verdict: NOT all there: 1 of 4 rows missing (3 raw and 1 dead-lettered)",
+        "  1 rows arrived more than once (a retried send; same event_id, so a consumer can drop "
+        "the copies)",
+        f"  first missing: {FILE}:3",
+        f"  first duplicates: {FILE}:1",
+    ]
     code, report = reconcile("--max-records", "3")
     assert (code, report["missing"], report["expected"]) == (0, 0, 3)
+    assert said[0] == "verdict: all 3 rows are there (3 raw and 1 dead-lettered)"
+    code, report = reconcile("--raw-topic", "no-such-topic")
+    assert (code, report) == (2, {})
+    [line] = said
+    assert line.startswith("error: topic no-such-topic: ")
+
+
+def run_reconcile(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "producer", "reconcile", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("servers", "why"),
+    [
+        ("127.0.0.1:1", "Connect to ipv4#127.0.0.1:1 failed: Connection refused"),
+        ("kafka.invalid:9092", "Failed to resolve 'kafka.invalid:9092'"),
+    ],
+)
+def test_reconcile_without_kafka_says_why_in_one_line_and_exits_3(
+    servers: str, why: str, tmp_path: Path
+) -> None:
+    path = tmp_path / FILE
+    pq.write_table(pa.table({"a": [1]}), path)
+    result = run_reconcile(str(path), "--bootstrap-servers", servers)
+    assert result.returncode == 3
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: reading raw-events: {servers}/bootstrap: {why}")
+    assert line.endswith(f"(is Kafka running at {servers}?)")
+    assert result.stdout == ""
