@@ -6,13 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pydantic_settings import BaseSettings
+from pydantic import BaseModel
 
 from console.settings_help import default_text, env_var
 from devstack.proc import ROOT
-
-# Described where the Kafka connection is configured; every other setting says what it means.
-UNDESCRIBED = frozenset({"kafka_bootstrap_servers", "kafka_properties"})
 
 
 def run(package: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -22,11 +19,17 @@ def run(package: str, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def assert_lists_every_setting(help_text: str, model: type[BaseSettings]) -> None:
+def assert_lists_every_setting(help_text: str, model: type[BaseModel], prefix: str = "") -> None:
+    """Each setting as `VARIABLE  (default: X)` with its meaning on the next line; a nested model
+    (the Kafka connection) as one variable per field, `<VARIABLE>_<FIELD>`."""
     lines = help_text.splitlines()
     for name, field in model.model_fields.items():
-        line = f"  {env_var(model, name)}  (default: {default_text(model, name)})"
+        variable = f"{prefix}_{name.upper()}" if prefix else env_var(model, name)  # type: ignore[arg-type]
+        nested = field.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            assert_lists_every_setting(help_text, nested, variable)
+            continue
+        line = f"  {variable}  (default: {default_text(model, name)})"
         assert line in lines, name
-        if name not in UNDESCRIBED:
-            assert field.description, f"{name} needs a description"
-            assert lines[lines.index(line) + 1] == f"      {field.description}", name
+        assert field.description, f"{name} needs a description"
+        assert lines[lines.index(line) + 1] == f"      {field.description}", name
