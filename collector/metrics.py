@@ -80,6 +80,12 @@ class Metrics:
             "max.message.bytes cannot hold the records of larger bodies",
             registry=self.registry,
         )
+        self.connections_closed = Counter(
+            "collector_connections_closed",
+            "Keep-alive connections closed after an answer, by reason (max_age, draining)",
+            ["reason"],
+            registry=self.registry,
+        )
         # Set by the app: 1 while /readyz answers 200 (Kafka reachable, not draining).
         self.ready = Gauge(
             "collector_ready",
@@ -103,6 +109,10 @@ class Metrics:
     def failed(self, reason: str, count: int = 1) -> None:
         """Count events that were not stored."""
         self.events_failed.labels(reason).inc(count)
+
+    def connection_closed(self, reason: str) -> None:
+        """Count a keep-alive connection told `Connection: close` (its age, or draining)."""
+        self.connections_closed.labels(reason).inc()
 
     def render(self) -> bytes:
         """The Prometheus text format of every metric."""
