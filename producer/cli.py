@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from console.settings_help import add_setting_flags, env_var, settings_epilog
 from producer import sample, source
+from producer.client import CollectorClient
 from producer.reconcile import TopicReadError, reconcile
 from producer.replay import replay
 from producer.rows import SchemaError
@@ -201,14 +202,12 @@ async def _replay_async(settings: ReplaySettings, paths: list[tuple[str, Path]])
 
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
-    headers = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-    async with httpx.AsyncClient(
-        base_url=settings.collector_url,
+    headers = [("authorization", f"Bearer {settings.api_key}")] if settings.api_key else []
+    async with CollectorClient(
+        settings.collector_url,
+        max_connections=settings.concurrency,
+        timeout_s=settings.timeout_s,
         headers=headers,
-        timeout=settings.timeout_s,
-        limits=httpx.Limits(
-            max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
-        ),
     ) as client:
         summary = await replay(paths, settings, client, stop=stop)
     # The table first: the JSON line stays the last of the run's output, for whatever reads logs.
