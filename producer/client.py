@@ -16,6 +16,7 @@ connection pool is written here, for two reasons measured or needed on this proj
 from __future__ import annotations
 
 import asyncio
+import collections
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ class _Stale(Exception):
 
 
 class _Connection:
-    __slots__ = ("answered", "idle_since_s", "protocol", "reader", "writer")
+    __slots__ = ("answered", "closed", "idle_since_s", "protocol", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
@@ -74,6 +75,7 @@ class _Connection:
         self.protocol = h11.Connection(h11.CLIENT)
         self.idle_since_s = 0.0
         self.answered = 0  # requests answered on it so far
+        self.closed = False
 
     def send(self, *events: h11.Event) -> None:
         for event in events:
@@ -81,16 +83,20 @@ class _Connection:
             if data:
                 self.writer.write(data)
 
-    def close(self) -> None:
-        self.writer.close()
-
 
 Connect = Callable[..., Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
 
 class CollectorClient:
     """Keep-alive HTTP/1.1 connections to the collector behind `base_url`, at most
-    `max_connections` at once (the sender never has more requests in flight)."""
+    `max_connections` at once (the sender never has more requests in flight).
+
+    Requests take turns over all `max_connections` connections (a new one is opened while there
+    are fewer, the longest idle one is reused after that) rather than crowding onto the fewest:
+    behind a Kubernetes Service each connection lands on a pod of its own choosing, so many
+    connections spread one producer's events over the collectors, where one would pin them all
+    to a single pod.
+    """
 
     def __init__(
         self,
@@ -119,7 +125,9 @@ class CollectorClient:
         self._timeout_s = timeout_s
         self._connect = connect
         self._slots = asyncio.Semaphore(max_connections)
-        self._idle: list[_Connection] = []
+        self._max_connections = max_connections
+        self._live = 0  # connections open, idle or busy
+        self._idle: collections.deque[_Connection] = collections.deque()
         self.reconnects = 0
 
     async def post(self, path: str, body: bytes) -> Answer:
@@ -140,7 +148,7 @@ class CollectorClient:
 
     async def aclose(self) -> None:
         while self._idle:
-            self._idle.pop().close()
+            self._close(self._idle.popleft())
 
     async def __aenter__(self) -> CollectorClient:
         return self
@@ -149,15 +157,24 @@ class CollectorClient:
         await self.aclose()
 
     def _reusable(self) -> _Connection | None:
+        """The longest idle connection, once all `max_connections` are open; else None."""
         now_s = asyncio.get_running_loop().time()
         while self._idle:
-            connection = self._idle.pop()
+            connection = self._idle[0]
             if connection.reader.at_eof():  # closed by the collector while idle
                 self.reconnects += 1
             elif now_s - connection.idle_since_s <= IDLE_EXPIRY_S:
-                return connection
-            connection.close()
+                if self._live < self._max_connections:
+                    return None  # open another one first
+                return self._idle.popleft()
+            self._close(self._idle.popleft())
         return None
+
+    def _close(self, connection: _Connection) -> None:
+        if not connection.closed:
+            connection.closed = True
+            connection.writer.close()
+            self._live -= 1
 
     async def _open(self) -> _Connection:
         try:
@@ -174,6 +191,7 @@ class CollectorClient:
             ) from None
         except (OSError, ssl.SSLError) as exc:
             raise TransportError("ConnectError", str(exc) or type(exc).__name__) from exc
+        self._live += 1
         return _Connection(reader, writer)
 
     async def _exchange(self, connection: _Connection, path: str, body: bytes) -> Answer:
@@ -209,10 +227,10 @@ class CollectorClient:
                     elif isinstance(event, h11.ConnectionClosed):
                         raise h11.RemoteProtocolError("the connection closed before the answer")
         except TimeoutError:
-            connection.close()
+            self._close(connection)
             raise TransportError("ReadTimeout", f"no answer within {self._timeout_s:g}s") from None
         except (OSError, h11.RemoteProtocolError, h11.LocalProtocolError) as exc:
-            connection.close()
+            self._close(connection)
             if connection.answered and not received:
                 raise _Stale from exc
             kind = "RemoteProtocolError" if isinstance(exc, h11.ProtocolError) else "ReadError"
@@ -220,7 +238,7 @@ class CollectorClient:
                 exc = h11.RemoteProtocolError("Server disconnected without sending a response.")
             raise TransportError(kind, str(exc) or type(exc).__name__) from exc
         except BaseException:
-            connection.close()  # cancelled mid-exchange: the connection's state is unknown
+            self._close(connection)  # cancelled mid-exchange: the connection's state is unknown
             raise
         connection.answered += 1
         self._release(connection)
@@ -234,5 +252,5 @@ class CollectorClient:
             self._idle.append(connection)
         else:
             # `Connection: close` (the collector's age limit, or draining): a new one next time.
-            connection.close()
+            self._close(connection)
             self.reconnects += 1

@@ -88,7 +88,7 @@ def run(
         server = Server(reply)
         listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
         server.port = listening.sockets[0].getsockname()[1]
-        options: dict[str, object] = {"max_connections": 4, "timeout_s": 5.0, **kw}
+        options: dict[str, object] = {"max_connections": 1, "timeout_s": 5.0, **kw}
         base = str(options.pop("base", f"http://127.0.0.1:{server.port}"))
         async with listening, CollectorClient(base, **options) as client:  # type: ignore[arg-type]
             await scenario(client, server)
@@ -110,6 +110,20 @@ def test_requests_share_one_keep_alive_connection() -> None:
     server = run(reply, scenario)
     assert server.connections == 1
     assert [conn for conn, *_ in server.requests] == [1] * 5
+
+
+def test_requests_take_turns_over_every_connection() -> None:
+    # One producer's requests spread over all its connections, so that behind a Service they
+    # spread over the pods too, even when one connection could carry them all.
+    async def reply(_conn: int, _n: int) -> bytes:
+        return ok()
+
+    async def scenario(client: CollectorClient, _server: Server) -> None:
+        for _ in range(8):
+            assert (await client.post(COLLECT_PATH, b"{}")).status == 202
+
+    server = run(reply, scenario, max_connections=4)
+    assert [conn for conn, *_ in server.requests] == [1, 2, 3, 4, 1, 2, 3, 4]
 
 
 def test_connection_close_means_a_new_connection_next_time_not_an_error() -> None:
