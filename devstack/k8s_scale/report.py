@@ -104,7 +104,6 @@ class Report:
         )
 
     def markdown(self, plot_name: str) -> str:
-        ratio = self.curve.ratio()
         out = [
             "# Horizontal scale on a real cluster (`make k8s-scale`)",
             "",
@@ -114,6 +113,19 @@ class Report:
             "",
             f"![the scaling curve and the HPA's timeline]({plot_name})",
             "",
+            *self._curve(),
+            *self._hpa(),
+            *self._reconciliation(),
+        ]
+        if self.phases:
+            out += ["", "## Phases", "", "| phase | seconds |", "|---|---:|"]
+            out += [f"| {name} | {seconds:.1f} |" for name, seconds in self.phases]
+        if self.notes:
+            out += ["", "## Notes", "", *(f"- {n}" for n in self.notes)]
+        return "\n".join(out) + "\n"
+
+    def _curve(self) -> list[str]:
+        out = [
             "## The scaling curve",
             "",
             f"Collectors with a CPU limit of {self.cpu_limit} each and the HPA off; the load is "
@@ -138,12 +150,18 @@ class Report:
                 f"| {s.replicas} | {s.events_per_s:,.0f} | {times:.2f} | {pods} | {load} | "
                 f"{s.node_cpu_m:.0f}m |"
             )
+        ratio = self.curve.ratio()
         verdict = "met" if ratio >= RATIO_TARGET else "not met"
-        out += [
+        return [
+            *out,
             "",
             f"Three replicas against one: **{ratio:.2f}x** "
             f"(target {RATIO_TARGET}x or more: {verdict}).",
             "",
+        ]
+
+    def _hpa(self) -> list[str]:
+        out = [
             "## The HPA acting",
             "",
             f"The HPA back (1 to 3 replicas), one replica to start, then three producers at "
@@ -159,43 +177,24 @@ class Report:
                 f"| {t.t_s:.0f} | {t.ready} | {t.desired} | {utilisation} | {t.events_per_s:,.0f} |"
             )
         up = {n: self.first_at(n) for n in range(2, self.max_replicas() + 1)}
-        out += [
+        ups = ", ".join(f"{n} replicas ready at {s:.0f} s" for n, s in up.items() if s is not None)
+        down = self.back_down_at()
+        return [
+            *out,
             "",
-            "Up: "
-            + (
-                ", ".join(
-                    f"{n} replicas ready at {s:.0f} s" for n, s in up.items() if s is not None
-                )
-                or "never"
-            )
-            + f"; the load ended at {self.load_ended_s or 0:.0f} s; back to the minimum at "
-            + (
-                f"{self.back_down_at():.0f} s."
-                if self.back_down_at() is not None
-                else "— not within the run."
-            ),
+            f"Up: {ups or 'never'}; the load ended at {self.load_ended_s or 0:.0f} s; back to "
+            "the minimum at " + (f"{down:.0f} s." if down is not None else "— not within the run."),
             f"5xx answers counted by the collectors: {self.server_errors}.",
             "",
+        ]
+
+    def _reconciliation(self) -> list[str]:
+        keys = ("index", "records", "accepted", "failed", "retries", "reconnects", "seconds")
+        return [
             "Producers (each pod's closing JSON line):",
             "",
             "```",
-            *(
-                json.dumps(
-                    {
-                        k: p.get(k)
-                        for k in (
-                            "index",
-                            "records",
-                            "accepted",
-                            "failed",
-                            "retries",
-                            "reconnects",
-                            "seconds",
-                        )
-                    }
-                )
-                for p in self.producers
-            ),
+            *(json.dumps({k: p.get(k) for k in keys}) for p in self.producers),
             "```",
             "",
             "## Reconciliation (Job `producer-reconcile` in the cluster)",
@@ -205,12 +204,6 @@ class Report:
             json.dumps(self.validated),
             "```",
         ]
-        if self.phases:
-            out += ["", "## Phases", "", "| phase | seconds |", "|---|---:|"]
-            out += [f"| {name} | {seconds:.1f} |" for name, seconds in self.phases]
-        if self.notes:
-            out += ["", "## Notes", "", *(f"- {n}" for n in self.notes)]
-        return "\n".join(out) + "\n"
 
     def plot(self, path: Path) -> None:
         import matplotlib
