@@ -3,6 +3,7 @@ reconciliation; Markdown for docs/k8s-scale.md and a plot beside it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,37 @@ class Report:
             and v.get("missing") == 0
             and v.get("duplicates") == 0
             and self.server_errors == 0
+        )
+
+    def as_json(self) -> str:
+        """The curve and the HPA's figures for `make bench` to quote (docs/k8s-scale.json)."""
+        return (
+            json.dumps(
+                {
+                    "written": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                    "context": self.context,
+                    "server_version": self.server_version,
+                    "cpu_limit": self.cpu_limit,
+                    "stages": [
+                        {
+                            "replicas": s.replicas,
+                            "events_per_s": round(s.events_per_s, 1),
+                            "per_pod": s.per_pod,
+                            "cpu_m": s.cpu_m,
+                            "load_cpu_m": s.load_cpu_m,
+                        }
+                        for s in self.curve.stages
+                    ],
+                    "ratio": round(self.curve.ratio(), 3),
+                    "hpa_max_replicas": self.max_replicas(),
+                    "hpa_back_down_s": self.back_down_at(),
+                    "server_errors": self.server_errors,
+                    "reconciliation": self.reconciliation,
+                    "validated": self.validated,
+                },
+                indent=1,
+            )
+            + "\n"
         )
 
     def markdown(self, plot_name: str) -> str:

@@ -138,5 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     plot = args.report.with_suffix(".png")
     report.plot(plot)
     args.report.write_text(report.markdown(plot.name))
+    if report.curve.stages:
+        args.report.with_suffix(".json").write_text(report.as_json())
     say(f"==> {'passed' if ok else 'FAILED'} in {report.seconds:.0f}s; report in {args.report}")
     return 0 if ok else 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from bench import replicas
 from devstack.k8s_scale import readings
 from devstack.k8s_scale.report import Report, Stage, Tick
 
@@ -110,3 +112,11 @@ def test_the_report_passes_only_with_the_ratio_the_hpa_and_the_reconciliation(
     assert "back to the minimum at 400 s" in text
     good.plot(tmp_path / "k8s-scale.png")
     assert (tmp_path / "k8s-scale.png").stat().st_size > 10_000
+
+
+def test_the_curve_written_for_make_bench_reads_back(tmp_path: Path) -> None:
+    written = json.loads(report(ratio_per_pod=0.8).as_json())
+    assert written["ratio"] == pytest.approx(2.4)
+    assert [s["replicas"] for s in written["stages"]] == [1, 2, 3]
+    assert replicas.curve_ratio(written) == pytest.approx(2.4)
+    assert replicas.curve_ratio({"stages": written["stages"][:2]}) is None
