@@ -116,3 +116,11 @@ def hpa_status() -> tuple[int, int, int | None]:
         None,
     )
     return status.get("currentReplicas", 0), status.get("desiredReplicas", 0), utilisation
+
+
+def node_capacity_m() -> float:
+    """The CPU the nodes can give pods (allocatable), in millicores."""
+    return sum(
+        readings.cpu_m(str(node["status"]["allocatable"]["cpu"]))
+        for node in kubectl_json("nodes")["items"]
+    )

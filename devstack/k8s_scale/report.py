@@ -27,6 +27,11 @@ class Stage:
     load_cpu_m: dict[str, float]
     node_cpu_m: float
 
+    def cpu_us_per_event(self) -> float:
+        """The collectors' CPU per event accepted (all pods together)."""
+        total_m = sum(self.cpu_m.values())
+        return total_m / self.events_per_s * 1000 if self.events_per_s else 0.0
+
     def line(self) -> str:
         shares = readings.shares(self.per_pod)
         pods = ", ".join(
@@ -65,6 +70,7 @@ class Report:
     window_s: float
     context: str = ""
     server_version: str = ""
+    node_capacity_m: float = 0.0
     curve: Curve = field(default_factory=Curve)
     timeline: list[Tick] = field(default_factory=list)
     hpa_rate_per_s: float = 0.0
@@ -113,6 +119,7 @@ class Report:
                     "context": self.context,
                     "server_version": self.server_version,
                     "cpu_limit": self.cpu_limit,
+                    "node_capacity_m": self.node_capacity_m,
                     "stages": [
                         {
                             "replicas": s.replicas,
@@ -167,8 +174,9 @@ class Report:
             "(`collector_events_accepted_total`, read through the API server) and CPU from the "
             "metrics API. The validator is stopped while the curve is measured.",
             "",
-            "| replicas | events/s | x one | each pod: share, CPU | load pods' CPU | node CPU |",
-            "|---:|---:|---:|---|---|---:|",
+            "| replicas | events/s | x one | each pod: share, CPU | collectors' CPU µs/event "
+            "| load pods' CPU | node CPU |",
+            "|---:|---:|---:|---|---:|---|---:|",
         ]
         one = self.curve.stages[0].events_per_s if self.curve.stages else 0.0
         for s in self.curve.stages:
@@ -179,8 +187,8 @@ class Report:
             load = ", ".join(f"{c:.0f}m" for c in s.load_cpu_m.values())
             times = s.events_per_s / one if one else 0.0
             out.append(
-                f"| {s.replicas} | {s.events_per_s:,.0f} | {times:.2f} | {pods} | {load} | "
-                f"{s.node_cpu_m:.0f}m |"
+                f"| {s.replicas} | {s.events_per_s:,.0f} | {times:.2f} | {pods} | "
+                f"{s.cpu_us_per_event():.0f} | {load} | {s.node_cpu_m:.0f}m |"
             )
         ratio = self.curve.ratio()
         verdict = "met" if ratio >= RATIO_TARGET else "not met"
@@ -190,7 +198,29 @@ class Report:
             f"Three replicas against one: **{ratio:.2f}x** "
             f"(target {RATIO_TARGET}x or more: {verdict}).",
             "",
+            *self._limits(),
         ]
+
+    def _limits(self) -> list[str]:
+        """What the measurements say limited each row: the pods' CPU limit, the node, or
+        neither (then the load)."""
+        limit_m = readings.cpu_m(self.cpu_limit)
+        out = []
+        for s in self.curve.stages:
+            at_limit = [c for c in s.cpu_m.values() if c >= 0.9 * limit_m]
+            node = s.node_cpu_m / self.node_capacity_m if self.node_capacity_m else 0.0
+            if node >= 0.9:
+                why = (
+                    f"the node's CPU was the limit ({s.node_cpu_m:.0f}m of "
+                    f"{self.node_capacity_m:.0f}m busy): the collectors, the load, Kafka and the "
+                    "cluster's own processes competed for it"
+                )
+            elif len(at_limit) == len(s.cpu_m):
+                why = f"every collector ran at its CPU limit ({self.cpu_limit}): the pods were it"
+            else:
+                why = "neither the pods' limit nor the node was reached: the load was the limit"
+            out.append(f"- {s.replicas} replica(s): {why}.")
+        return [*out, ""] if out else []
 
     def _hpa(self) -> list[str]:
         out = [

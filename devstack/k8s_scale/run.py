@@ -25,7 +25,7 @@ from devstack.k8s_e2e.kubectl import NAMESPACE, E2EError, kubectl, run, wait_for
 from devstack.k8s_e2e.reconcile import reconcile_in_cluster
 from devstack.k8s_e2e.run import preflight
 from devstack.k8s_e2e.status import job_status, statefulset_status
-from devstack.k8s_scale.cluster import Manifest, apply, has_metrics_api, render
+from devstack.k8s_scale.cluster import Manifest, apply, has_metrics_api, node_capacity_m, render
 from devstack.k8s_scale.curve import REPLICAS, curve_stage
 from devstack.k8s_scale.hpa import hpa_stage
 from devstack.k8s_scale.report import Report
@@ -101,6 +101,7 @@ def reconcile(report: Report) -> None:
 
 def stages(e2e: e2e_report.Report, report: Report, args: argparse.Namespace) -> None:
     objects = render(args.cpu_limit)
+    report.node_capacity_m = node_capacity_m()
     with e2e.phase("applying k8s/overlays/scale (HPA off for the curve)"):
         apply_without_hpa(objects)
     with e2e.phase("the scaling curve: the load against 1, 2 and 3 replicas"):

@@ -120,3 +120,16 @@ def test_the_curve_written_for_make_bench_reads_back(tmp_path: Path) -> None:
     assert [s["replicas"] for s in written["stages"]] == [1, 2, 3]
     assert replicas.curve_ratio(written) == pytest.approx(2.4)
     assert replicas.curve_ratio({"stages": written["stages"][:2]}) is None
+
+
+def test_the_report_says_what_limited_each_row_of_the_curve() -> None:
+    r = report()
+    r.node_capacity_m = 2000.0
+    r.curve.stages[2].node_cpu_m = 1950.0
+    r.curve.stages[1].cpu_m = dict.fromkeys(r.curve.stages[1].cpu_m, 100.0)
+    text = r.markdown("k8s-scale.png")
+    assert "- 1 replica(s): every collector ran at its CPU limit (250m)" in text
+    assert "- 2 replica(s): neither the pods' limit nor the node was reached" in text
+    assert "- 3 replica(s): the node's CPU was the limit (1950m of 2000m busy)" in text
+    # 250m for 1,000 events/s: 250 µs of collector CPU per event.
+    assert r.curve.stages[0].cpu_us_per_event() == pytest.approx(250.0)
