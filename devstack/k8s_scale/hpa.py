@@ -50,6 +50,8 @@ class Watch:
     minimum: int
     started: float = field(default_factory=time.monotonic)
     errors: dict[str, float] = field(default_factory=dict)
+    # 5xx each pod had counted before this stage (a pod kept from the curve): not this stage's.
+    errors_before: dict[str, float] = field(default_factory=dict)
     last_counts: dict[str, float] = field(default_factory=dict)
     last_t: float = field(default_factory=time.monotonic)
 
@@ -102,6 +104,7 @@ def hpa_stage(
     apply([*sample_data(objects), hpa, producer, reconcile])
     resume_job("producer")
     watch = Watch(report, int(hpa["spec"]["minReplicas"]))
+    watch.errors_before = errors_by_pod(ready_collectors())
     while True:
         time.sleep(TICK_S)
         if watch.tick():
@@ -114,7 +117,9 @@ def hpa_stage(
             break
         if report.load_ended_s is None and t > load_s * 4 + 600:
             raise E2EError("the producers did not finish in time")
-    report.server_errors = int(sum(watch.errors.values()))
+    report.server_errors = int(
+        sum(max(0.0, n - watch.errors_before.get(p, 0.0)) for p, n in watch.errors.items())
+    )
     for index, pod in sorted(producer_pods().items()):
         summary = json.loads(last_line(pod, starting="{") or "{}")
         report.producers.append({"index": index, **summary})

@@ -77,6 +77,7 @@ class Report:
     hpa_rows: int = 0
     load_ended_s: float | None = None
     server_errors: int = 0
+    curve_server_errors: int = 0
     producers: list[dict[str, Any]] = field(default_factory=list)
     reconciliation: dict[str, Any] = field(default_factory=dict)
     validated: dict[str, Any] = field(default_factory=dict)
@@ -134,6 +135,7 @@ class Report:
                     "hpa_max_replicas": self.max_replicas(),
                     "hpa_back_down_s": self.back_down_at(),
                     "server_errors": self.server_errors,
+                    "curve_server_errors": self.curve_server_errors,
                     "reconciliation": self.reconciliation,
                     "validated": self.validated,
                 },
@@ -196,7 +198,9 @@ class Report:
             *out,
             "",
             f"Three replicas against one: **{ratio:.2f}x** "
-            f"(target {RATIO_TARGET}x or more: {verdict}).",
+            f"(target {RATIO_TARGET}x or more: {verdict}). 5xx answers while the curve was "
+            f"measured (the load at `--rate 0` keeps every collector saturated): "
+            f"{self.curve_server_errors}.",
             "",
             *self._limits(),
         ]
@@ -246,7 +250,7 @@ class Report:
             "",
             f"Up: {ups or 'never'}; the load ended at {self.load_ended_s or 0:.0f} s; back to "
             "the minimum at " + (f"{down:.0f} s." if down is not None else "— not within the run."),
-            f"5xx answers counted by the collectors: {self.server_errors}.",
+            f"5xx answers counted by the collectors during this stage: {self.server_errors}.",
             "",
         ]
 

@@ -24,8 +24,16 @@ from devstack.k8s_e2e.images import build_images, load_images
 from devstack.k8s_e2e.kubectl import NAMESPACE, E2EError, kubectl, run, wait_for
 from devstack.k8s_e2e.reconcile import reconcile_in_cluster
 from devstack.k8s_e2e.run import preflight
+from devstack.k8s_e2e.spread import ready_collectors
 from devstack.k8s_e2e.status import job_status, statefulset_status
-from devstack.k8s_scale.cluster import Manifest, apply, has_metrics_api, node_capacity_m, render
+from devstack.k8s_scale.cluster import (
+    Manifest,
+    apply,
+    errors_by_pod,
+    has_metrics_api,
+    node_capacity_m,
+    render,
+)
 from devstack.k8s_scale.curve import REPLICAS, curve_stage
 from devstack.k8s_scale.hpa import hpa_stage
 from devstack.k8s_scale.report import Report
@@ -107,6 +115,7 @@ def stages(e2e: e2e_report.Report, report: Report, args: argparse.Namespace) -> 
     with e2e.phase("the scaling curve: the load against 1, 2 and 3 replicas"):
         for replicas in REPLICAS:
             report.curve.stages.append(curve_stage(objects, replicas, args.warm_s, args.window_s))
+        report.curve_server_errors = int(sum(errors_by_pod(ready_collectors()).values()))
     rate = args.hpa_rate_share * report.curve.stages[0].events_per_s
     with e2e.phase("the HPA acting: a fixed load from one replica, up and back down"):
         hpa_stage(objects, report, rate, args.hpa_load_s, args.down_timeout_s)
