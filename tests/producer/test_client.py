@@ -293,7 +293,7 @@ def test_a_replay_through_collectors_aging_their_connections_counts_no_retry(
     # connections replaced as they age, and not one retry or failure counted for it.
     sink = MemorySink()
     settings = ReplaySettings(rate_per_s=200, concurrency=4)
-    with live_app(sink, max_connection_age_s=0.3) as (url, app):
+    with live_app(sink, limits=True, max_connection_age_s=0.3) as (url, app):
 
         async def main() -> Summary:
             async with CollectorClient(url, max_connections=4, timeout_s=10.0) as client:
