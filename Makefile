@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 # uv uses the Python it is given and never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help venv lock tools go-tools checkov packages kafka-jars kafka-up kafka-down lint check test fuzz demo demo-down bench soak images release-manifests k8s-check browser k8s-e2e
+.PHONY: help venv lock tools go-tools checkov packages kafka-jars kafka-up kafka-down lint check test fuzz demo demo-down bench soak images release-manifests k8s-check browser k8s-e2e k8s-scale
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -164,3 +164,9 @@ k8s-e2e: $(STAMP) ## on the current kubectl context: build, load, apply, replay 
 	@$(PY) -m devstack.k8s_e2e $(if $(PYTHON_IMAGE),--base-image $(PYTHON_IMAGE)) \
 		$(if $(LOAD),--load $(LOAD)) $(if $(filter 1 yes true,$(KEEP)),--keep) \
 		$(if $(filter 0 no false,$(FAULTS)),--no-faults)
+
+# make k8s-scale [CPU_LIMIT=250m] [PYTHON_IMAGE=base image] [LOAD=auto|kind|minikube|ctr|none] [KEEP=1]
+k8s-scale: $(STAMP) ## on the current kubectl context (metrics API needed): scaling curve, the HPA acting, reconcile
+	@$(PY) -m devstack.k8s_scale $(if $(CPU_LIMIT),--cpu-limit $(CPU_LIMIT)) \
+		$(if $(PYTHON_IMAGE),--base-image $(PYTHON_IMAGE)) $(if $(LOAD),--load $(LOAD)) \
+		$(if $(filter 1 yes true,$(KEEP)),--keep)

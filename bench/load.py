@@ -9,6 +9,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,17 +111,19 @@ def wrk(
     url: str,
     body: Path,
     duration_s: float,
-    server_pid: int,
+    server_pid: int | Sequence[int],
     cpus: frozenset[int] = LOAD_CPUS,
     connections: int = 32,
     encoding: str | None = None,
 ) -> WrkRun:
-    """One closed-loop run: wrk -t1 -c32 POSTing `body` (with `Content-Encoding: encoding`)."""
+    """One closed-loop run: wrk -t1 -c32 POSTing `body` (with `Content-Encoding: encoding`);
+    the server's CPU is that of `server_pid`'s process tree (of each, for several replicas)."""
+    pids = [server_pid] if isinstance(server_pid, int) else list(server_pid)
     cmd = [
         "taskset", "-c", cpu_list(cpus), ensure_wrk(), "-t1", f"-c{connections}",
         f"-d{duration_s:g}s", "--latency", "--timeout", "10s", "-s", str(LUA), url,
     ]  # fmt: skip
-    cpu_before, machine_before = tree_cpu_s(server_pid), cpu_times()
+    cpu_before, machine_before = sum(map(tree_cpu_s, pids)), cpu_times()
     out = subprocess.run(
         cmd,
         capture_output=True,
@@ -129,7 +132,7 @@ def wrk(
         env={**os.environ, "BENCH_BODY": str(body), "BENCH_ENCODING": encoding or ""},
         timeout=duration_s + 60,
     ).stdout
-    cpu_used = tree_cpu_s(server_pid) - cpu_before
+    cpu_used = sum(map(tree_cpu_s, pids)) - cpu_before
     busy = busy_shares(machine_before, cpu_times())
     figures = parse_wrk(out)
     if "requests" not in figures:

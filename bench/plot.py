@@ -19,7 +19,7 @@ def plot(results: Results, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
     labels, values, colours = [], [], []
     order = ["bare", "hello", "tutorial", "ours_single", "ours_batch", "ours_single_gzip",
-             "ours_batch_gzip", "w1_single", "w2_single", "w1_batch", "w2_batch"]  # fmt: skip
+             "ours_batch_gzip", "r1_single", "r2_single", "r3_single"]  # fmt: skip
     for key in order:
         if key in results.closed:
             labels.append(results.labels[key].replace(" (", "\n(").replace(", ", "\n", 1))

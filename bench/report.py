@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import events
+from bench import events, replicas
 from bench.plot import plot
 from bench.procs import LOAD_CPUS, SERVER_CPUS, cpu_list
 from bench.verdicts import events_per_s, ratio, verdicts
@@ -38,7 +38,7 @@ def _fmt(value: float | None, spec: str = ",.0f") -> str:
 def markdown(results: Results) -> str:
     lines = _header(results)
     lines += _closed_loop_section(results)
-    lines += _workers_section(results)
+    lines += replicas.section(results)
     lines += _open_loop_section(results)
     lines += _producer_section(results)
     lines += _profile_section(results)
@@ -115,32 +115,6 @@ def _closed_loop_section(results: Results) -> list[str]:
             f"{_fmt(ratio(raw['messages_per_s'], tutorial), '.1f')} | | | | | "
             f"{raw['failed']} failed |"
         )
-    return lines
-
-
-def _workers_section(results: Results) -> list[str]:
-    """One collector worker against two, unpinned."""
-    lines = [
-        "",
-        "### One worker against two (COLLECTOR_WORKERS=2)",
-        "",
-        "Nothing pinned here: two workers cannot each have a core of their own on a 2-core "
-        "machine, so both configurations share both cores with wrk and the broker. The last "
-        "column tells whether a second worker had spare CPU to use at all.",
-        "",
-        "| what | 1 worker events/s | 2 workers events/s | ratio | server CPU µs/event (1 / 2) "
-        "| machine CPU busy (1 / 2) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for kind, noun in (("single", "single events"), ("batch", "batches of 100")):
-        one, two = results.closed.get(f"w1_{kind}"), results.closed.get(f"w2_{kind}")
-        if one and two:
-            lines.append(
-                f"| {noun} | {one['events_per_s']:,.0f} | {two['events_per_s']:,.0f} | "
-                f"{two['events_per_s'] / one['events_per_s']:.2f}× | "
-                f"{one['cpu_us_per_event']:.0f} / {two['cpu_us_per_event']:.0f} | "
-                f"{one['busy'].get('cpu', 0):.0%} / {two['busy'].get('cpu', 0):.0%} |"
-            )
     return lines
 
 
@@ -324,7 +298,7 @@ def _method_section(results: Results) -> list[str]:
         "for them. To be fair, each single-worker server is pinned to CPU "
         f"{cpu_list(SERVER_CPUS)} (its librdkafka threads included) while wrk (or the open-loop "
         f"generator), the Kafka broker and this harness share CPU {cpu_list(LOAD_CPUS)}; the "
-        "two-worker comparison is unpinned. Other work on the machine is not excluded: see the "
+        "replicas comparison is unpinned. Other work on the machine is not excluded: see the "
         "load averages below. "
         "Server CPU per event is user+system time of the server's processes during the timed runs.",
         "- Runs are round-robin across the apps (run 1 of each, then run 2 of each, ...), so a "

@@ -11,7 +11,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from bench import events, load, machine, procs, producer_bench, report, validator_bench
+from bench import events, load, machine, procs, producer_bench, replicas, report, validator_bench
 from bench.harness import STARTED, Plan, Results, Target, attempt, progress
 from bench.loops import closed_loop, open_loop, profile, running
 from bench.procs import ALL_CPUS, LOAD_CPUS, SERVER_CPUS, WORK, Server
@@ -134,26 +134,19 @@ def under_load(
         attempt(results, f"profile {target.label}", partial(profile, plan, target, results))
 
 
-def run_workers(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Results) -> None:
-    """One worker against two, nothing pinned: with 2 cores, two workers cannot have a core each."""
+def run_replicas(plan: Plan, broker: Broker, bodies: dict[str, Path], results: Results) -> None:
+    """One, two and three collectors behind HAProxy, nothing pinned: CPU per event, not speed."""
     bootstrap = broker.bootstrap_servers
-    broker.create_topics(["bench-raw-w", "bench-dlq-w"])
+    broker.create_topics(["bench-raw-r", "bench-dlq-r"])
     procs.pin_tree(broker_pid(broker), ALL_CPUS)
-    one = collector("bench-collector-w1", bootstrap, "bench-raw-w", "bench-dlq-w", workers=1)
-    two = collector("bench-collector-w2", bootstrap, "bench-raw-w", "bench-dlq-w", workers=2)
-    targets = []
-    for workers, server in ((1, one), (2, two)):
-        noun = "worker" if workers == 1 else "workers"
-        targets += [
-            Target(f"w{workers}_single", f"single events, {workers} {noun}, unpinned", server,
-                   "/api/v1/collect", bodies["single"], 1, 202),
-            Target(f"w{workers}_batch", f"batches of 100, {workers} {noun}, unpinned", server,
-                   "/api/v1/collect/batch", bodies["batch"], events.BATCH_SIZE, 202),
-        ]  # fmt: skip
-    progress("starting one- and two-worker collectors on all CPUs")
+    progress("one, two and three collectors behind HAProxy on all CPUs")
     try:
-        with running([one, two], ALL_CPUS):
-            closed_loop(plan, targets, results, ALL_CPUS, "workers")
+        replicas.run_replicas(
+            plan,
+            lambda name: collector(name, bootstrap, "bench-raw-r", "bench-dlq-r", workers=1),
+            bodies["single"],
+            results,
+        )
     finally:
         procs.pin_tree(broker_pid(broker), LOAD_CPUS)
 
@@ -263,7 +256,7 @@ def main() -> int:
             progress(f"Kafka is up; pinned to CPU {procs.cpu_list(LOAD_CPUS)}")
             attempt(results, "raw produce rate", lambda: run_raw_kafka(plan, broker, results))
             attempt(results, "servers", lambda: run_servers(plan, broker, bodies, results))
-            attempt(results, "workers", lambda: run_workers(plan, broker, bodies, results))
+            attempt(results, "replicas", lambda: run_replicas(plan, broker, bodies, results))
         finally:
             broker.stop()
     attempt(results, "producer", lambda: run_producer(plan, results))

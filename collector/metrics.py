@@ -50,18 +50,6 @@ class Metrics:
             buckets=_ACK_BUCKETS_S,
             registry=self.registry,
         )
-        self.send_queue_depth = Gauge(
-            "collector_send_queue_depth",
-            "Records in the producer's queue, not yet acknowledged",
-            registry=self.registry,
-        )
-        self.send_queue_depth.set_function(queue_depth)
-        self.kafka_up = Gauge(
-            "collector_kafka_up",
-            "1 when the last check reached the broker and found the topics, else 0",
-            registry=self.registry,
-        )
-        self.kafka_up.set_function(kafka_up)
         self.rate_limited = Counter(
             "collector_requests_rate_limited",
             "Collect requests answered 429 because their API key was over its rate limit",
@@ -74,6 +62,29 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.connections_closed = Counter(
+            "collector_connections_closed",
+            "Keep-alive connections closed after an answer, by reason (max_age, draining)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._gauges(queue_depth, kafka_up)
+        self._children: dict[tuple[str, ...], MetricWrapperBase] = {}
+
+    def _gauges(self, queue_depth: Callable[[], float], kafka_up: Callable[[], float]) -> None:
+        """The gauges: read from the sink when scraped, or set by the app."""
+        self.send_queue_depth = Gauge(
+            "collector_send_queue_depth",
+            "Records in the producer's queue, not yet acknowledged",
+            registry=self.registry,
+        )
+        self.send_queue_depth.set_function(queue_depth)
+        self.kafka_up = Gauge(
+            "collector_kafka_up",
+            "1 when the last check reached the broker and found the topics, else 0",
+            registry=self.registry,
+        )
+        self.kafka_up.set_function(kafka_up)
         self.body_limit_bytes = Gauge(
             "collector_body_limit_bytes",
             "The body limit in force: COLLECTOR_MAX_BODY_BYTES, or less when a topic's "
@@ -86,7 +97,6 @@ class Metrics:
             "1 while this collector takes events (Kafka reachable, not draining), else 0",
             registry=self.registry,
         )
-        self._children: dict[tuple[str, ...], MetricWrapperBase] = {}
 
     def request(self, route: str, status: int) -> None:
         """Count one answered request."""
@@ -103,6 +113,10 @@ class Metrics:
     def failed(self, reason: str, count: int = 1) -> None:
         """Count events that were not stored."""
         self.events_failed.labels(reason).inc(count)
+
+    def connection_closed(self, reason: str) -> None:
+        """Count a keep-alive connection told `Connection: close` (its age, or draining)."""
+        self.connections_closed.labels(reason).inc()
 
     def render(self) -> bytes:
         """The Prometheus text format of every metric."""

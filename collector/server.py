@@ -30,6 +30,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from collector import logs
 from collector.app import create_app, kafka_sink
+from collector.connections import MaxConnectionAge
+from collector.front import Front
 from collector.problems import Problem
 from collector.routes import HEALTHZ, READYZ
 from collector.settings import Settings, SettingsProblem, load
@@ -233,10 +235,18 @@ def _canned(problem: Problem, retry_after: bytes = b"1") -> bytes:
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
-def protocol(settings: Settings) -> Callable[..., LimitedProtocol]:
-    """The HTTP protocol uvicorn runs for each connection, with the settings' limits."""
+class CollectorProtocol(MaxConnectionAge, LimitedProtocol):
+    """The protocol served: the limits above, and a maximum connection age."""
+
+
+def protocol(settings: Settings, app: Front) -> Callable[..., CollectorProtocol]:
+    """The HTTP protocol uvicorn runs for each connection of `app`, with the settings' limits."""
     return functools.partial(
-        LimitedProtocol,
+        CollectorProtocol,
+        max_age_s=settings.max_connection_age_s,
+        age_jitter=settings.max_connection_age_jitter,
+        draining=lambda: app.service.draining,
+        on_close=app.metrics.connection_closed,
         header_timeout_s=settings.request_timeout_s,
         max_header_bytes=settings.max_header_bytes,
         max_headers=settings.max_headers,
@@ -272,7 +282,7 @@ def serve(settings: Settings, sock: socket.socket | None = None) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=protocol(settings),  # type: ignore[arg-type]
+        http=protocol(settings, app),  # type: ignore[arg-type]
         ws="none",
         lifespan="on",
         access_log=False,

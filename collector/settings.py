@@ -76,6 +76,14 @@ class Settings(KafkaSettings):
     rate_limit_burst: int = Field(
         0, ge=0, description="burst above the rate limit; 0 = one second's worth"
     )
+    max_connection_age_s: float = Field(
+        30.0,
+        ge=0,
+        description="a keep-alive connection's age; then the next answer says Connection: close",
+    )
+    max_connection_age_jitter: float = Field(
+        0.1, ge=0, lt=1, description="each connection's age drawn within ± this share of it"
+    )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="origins allowed to post from a browser (CORS), comma-separated, * = any"
     )

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
 import orjson
 import pyarrow as pa
 
 from console.tables import table
 from producer import reasons, rows, source
+from producer.client import Poster
 from producer.pacing import Pacer
 from producer.sending import EncodedEvent, RetryPolicy, Sender, Stats
 from producer.settings import ReplaySettings
@@ -87,6 +87,7 @@ class Summary:
             "seconds": round(self.seconds, 3),
             "rate_per_s": round(s.done / self.seconds, 1) if self.seconds > 0 else 0.0,
             "retries": s.retries,
+            "reconnects": s.reconnects,
             "files": self.files,
             "stopped": self.stopped,
             "reasons": s.reasons.as_dict(),
@@ -235,11 +236,11 @@ async def _watch_connections(
 async def replay(
     paths: list[tuple[str, Path]],
     settings: ReplaySettings,
-    client: httpx.AsyncClient,
+    client: Poster,
     *,
     stop: asyncio.Event | None = None,
     stderr: TextIO = sys.stderr,
-    sender_factory: Callable[[httpx.AsyncClient, Stats], Sender] | None = None,
+    sender_factory: Callable[[Poster, Stats], Sender] | None = None,
     rate_check_s: float = 3.0,
 ) -> Summary:
     """Send every row of `paths` (display name, local path) to the collector behind `client`."""
@@ -352,6 +353,7 @@ async def replay(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        stats.reconnects = client.reconnects
         progress.close()
     return Summary(
         stats,

@@ -11,9 +11,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-import httpx
-
 from producer import reasons
+from producer.client import Poster, TransportError
 
 COLLECT_PATH = "/api/v1/collect"
 BATCH_PATH = "/api/v1/collect/batch"
@@ -57,17 +56,17 @@ def retry_after_s(value: str | None, now: Callable[[], float] = time.time) -> fl
     return max(0.0, when.timestamp() - now())
 
 
-def transport_error_text(exc: httpx.TransportError) -> str:
-    """`ConnectError: Connection refused`: the root cause where it has an error number (httpx's
-    own message is often only "All connection attempts failed")."""
+def transport_error_text(exc: TransportError) -> str:
+    """`ConnectError: Connection refused`: the root cause where it has an error number (a
+    connection error's own message often carries only the address)."""
     cause = exc.__cause__ or exc.__context__
     while cause is not None:
         if isinstance(cause, OSError) and cause.errno:
             # A resolver error (negative number) has no strerror of its own in `os`.
             why = os.strerror(cause.errno) if cause.errno > 0 else cause.strerror
-            return f"{type(exc).__name__}: {why}"
+            return f"{exc.kind}: {why}"
         cause = cause.__cause__ or cause.__context__
-    return f"{type(exc).__name__}: {exc}"
+    return str(exc)
 
 
 @dataclass(frozen=True)
@@ -92,6 +91,9 @@ class Stats:
     rejected: int = 0
     failed: int = 0
     retries: int = 0
+    # Connections the collector ended (its age limit, draining, idle) and that were replaced at
+    # no cost to any event: neither retries nor failures.
+    reconnects: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     reasons: reasons.Reasons = field(default_factory=reasons.Reasons)
     # Why the latest retry was needed (`503 ack_timeout "..."`), for the progress line.
@@ -147,7 +149,7 @@ class Sender:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: Poster,
         stats: Stats,
         policy: RetryPolicy | None = None,
         *,
@@ -162,27 +164,21 @@ class Sender:
         self._clock = clock
         self._rng = rng or random.Random()
         self._give_up_at_s = float("inf")
-        self._headers = httpx.Headers({"content-type": "application/json"})
-        self._collect_url = client.build_request("POST", COLLECT_PATH).url
-        self._batch_url = client.build_request("POST", BATCH_PATH).url
 
     def give_up_after(self, seconds: float) -> None:
         """Stop retrying `seconds` from now (draining on SIGTERM); left-overs count as failed."""
         self._give_up_at_s = min(self._give_up_at_s, self._clock() + seconds)
 
-    async def _post(self, url: httpx.URL, body: bytes) -> tuple[int, bytes, float | None]:
+    async def _post(self, path: str, body: bytes) -> tuple[int, bytes, float | None]:
         """Status, body and Retry-After of one attempt; status 0 and the error for a transport
         error."""
-        # The URL and headers are built once per sender: per request, only the body changes.
-        request = self._client.build_request("POST", url, content=body, headers=self._headers)
         try:
-            response = await self._client.send(request)
-        except httpx.TransportError as exc:
-            self._stats.saw(type(exc).__name__)
+            answer = await self._client.post(path, body)
+        except TransportError as exc:
+            self._stats.saw(exc.kind)
             return 0, transport_error_text(exc).encode(), None
-        status = response.status_code
-        self._stats.saw(str(status))
-        return status, response.content, retry_after_s(response.headers.get("retry-after"))
+        self._stats.saw(str(answer.status))
+        return answer.status, answer.body, retry_after_s(answer.retry_after)
 
     def _may_retry(self, attempt: int, started_s: float, pause_s: float) -> bool:
         resume_s = self._clock() + pause_s
@@ -199,7 +195,7 @@ class Sender:
         attempt = 0
         while True:
             attempt += 1
-            status, answer, retry_after = await self._post(self._collect_url, event.body)
+            status, answer, retry_after = await self._post(COLLECT_PATH, event.body)
             outcome = Outcome.RETRY if status == 0 else outcome_of(status)
             if outcome is Outcome.RETRY:
                 pause_s = self._policy.delay_s(attempt, retry_after, self._rng)
@@ -223,7 +219,7 @@ class Sender:
         while pending:
             attempt += 1
             body = b"[" + b",".join(events[i].body for i in pending) + b"]"
-            status, answer, retry_after = await self._post(self._batch_url, body)
+            status, answer, retry_after = await self._post(BATCH_PATH, body)
             if status == 413 and len(pending) > 1:
                 # Too large as a whole: halve it rather than reject events that fit alone.
                 half = len(pending) // 2

@@ -17,7 +17,7 @@ Manifest = dict[str, Any]
 # scheduler, kindnet and two CoreDNS 100m each), so an overlay meant for it gets the rest.
 SMALL_NODE_CPU_M = 1000
 SMALL_NODE_MEMORY_MI = 3072
-SMALL_NODE_OVERLAYS = ("local", "e2e")
+SMALL_NODE_OVERLAYS = ("local", "e2e", "scale")
 
 
 def cpu_m(quantity: str | int | float | None) -> int:

@@ -150,6 +150,66 @@ def service_target_ports(objects: list[Manifest], pods: list[Pods]) -> Iterator[
                 )
 
 
+def _name(obj: Manifest) -> str:
+    return str((obj.get("metadata") or {}).get("name"))
+
+
+def _service_ports(objects: list[Manifest], namespace: str, name: str) -> set[object] | None:
+    for obj in objects:
+        if obj.get("kind") == "Service" and (namespace_of(obj), _name(obj)) == (namespace, name):
+            ports = (obj.get("spec") or {}).get("ports", [])
+            return {p.get("port") for p in ports} | {p.get("name") for p in ports}
+    return None
+
+
+@check(
+    "cross-check",
+    "kube-score checks an Ingress's Service, not its port; nothing here knows Gateway API routes",
+)
+def route_backends(objects: list[Manifest], pods: list[Pods]) -> Iterator[Finding]:
+    for obj in objects:
+        kind, namespace, spec = obj.get("kind"), namespace_of(obj), obj.get("spec") or {}
+        backends: list[tuple[str, object]] = []
+        if kind == "Ingress":
+            for rule in spec.get("rules", []):
+                for path in (rule.get("http") or {}).get("paths", []):
+                    service = path.get("backend", {}).get("service", {})
+                    port = service.get("port", {})
+                    backends.append((service.get("name"), port.get("name", port.get("number"))))
+        elif kind == "HTTPRoute":
+            gateways = {
+                _name(o): {listener.get("name") for listener in o["spec"].get("listeners", [])}
+                for o in objects
+                if o.get("kind") == "Gateway" and namespace_of(o) == namespace
+            }
+            for parent in spec.get("parentRefs", []):
+                if parent.get("namespace", namespace) != namespace:
+                    continue  # a shared Gateway elsewhere: not in this overlay
+                listeners = gateways.get(parent.get("name"))
+                if (
+                    listeners is None
+                    or parent.get("sectionName", next(iter(listeners), None)) not in listeners
+                ):
+                    yield Finding(
+                        "cross-check",
+                        name_of(obj),
+                        f"parentRef {parent.get('name')!r} section {parent.get('sectionName')!r} "
+                        "is no listener of a Gateway in this overlay",
+                    )
+            for rule in spec.get("rules", []):
+                backends += [
+                    (ref.get("name"), ref.get("port")) for ref in rule.get("backendRefs", [])
+                ]
+        for service, port in backends:
+            ports = _service_ports(objects, namespace, str(service))
+            if ports is None or port not in ports:
+                yield Finding(
+                    "cross-check",
+                    name_of(obj),
+                    f"backend {service}:{port} is no port of a Service in this overlay",
+                )
+
+
 @check("cross-check", "no linter here follows a NetworkPolicy's peers and ports to the pods")
 def network_policy_peers(objects: list[Manifest], pods: list[Pods]) -> Iterator[Finding]:
     for obj in objects:

@@ -54,7 +54,7 @@ __all__ = ["Finding", "GateSetupError", "Report", "main", "run_gate", "selector_
 
 K8S_DIR = ROOT / "k8s"
 DOCKERFILES = tuple(ROOT / f"Dockerfile.{name}" for name in ("collector", "producer", "validator"))
-OVERLAYS = ("local", "production", "e2e", "monitored")
+OVERLAYS = ("local", "production", "e2e", "monitored", "public", "scale")
 # The minor versions still supported upstream or by the big managed offerings when this was pinned.
 KUBERNETES_VERSIONS = ("1.33", "1.34", "1.35", "1.36", "1.37")
 EXCEPTIONS_FILE = "policy-exceptions.yaml"

@@ -34,9 +34,11 @@ from devstack.go_tools import KUBE_SCORE, KUSTOMIZE, ToolSetupError
 from devstack.proc import ROOT
 
 CHECKOV_VERSION = "3.3.30"  # requirements/checkov.txt
-# Prometheus Operator kinds (k8s/monitoring): no Kubernetes schema knows them; their rules are held
-# to `promtool` and their selectors to the pods by tests/deploy/test_monitoring.py.
-OPERATOR_API_GROUPS = ("monitoring.coreos.com/",)
+# Kinds of CRDs no Kubernetes schema knows. Prometheus Operator kinds (k8s/monitoring): their
+# rules are held to `promtool` and their selectors to the pods by tests/deploy/test_monitoring.py.
+# Gateway API kinds (k8s/components/front-door-gateway): their references (route to Gateway and
+# Service port) by the gate's own cross-checks.
+OPERATOR_API_GROUPS = ("monitoring.coreos.com/", "gateway.networking.k8s.io/")
 CHECKOV_VENV = ROOT / ".venv-checkov"
 
 

@@ -86,7 +86,7 @@ def note_uneven_shares(report: Report) -> None:
     shares = [n for _, n, _ in report.shares()]
     if len(shares) > 1 and max(shares) > 2 * sum(shares) / len(shares):
         report.notes.append(
-            "the replicas' shares are uneven: a Service balances connections, not requests, and "
-            "each producer keeps its keep-alive connections to the pod it first reached (a "
-            "replica restarted or deleted mid-replay sends its clients elsewhere)"
+            "the replicas' shares over the whole run are uneven: the pods replaced by the "
+            "rolling restart and the deletion took events only part of the time (the spread "
+            "over three steady collectors is measured on its own)"
         )

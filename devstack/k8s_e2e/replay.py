@@ -1,5 +1,6 @@
 """The producer Indexed Job's replay of three month files, watched, with the faults injected
-while it runs: a rolling restart of the collectors, then a deleted collector pod."""
+while it runs (a rolling restart of the collectors, then a deleted collector pod) and the spread
+over the collectors measured once they are steady again."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 
 from devstack.k8s_e2e.kubectl import E2EError, diagnose, kubectl, resume_job, wait_for
 from devstack.k8s_e2e.report import Report
+from devstack.k8s_e2e.spread import measure_spread
 from devstack.k8s_e2e.status import (
     collector_minimum,
     collector_pods,
@@ -40,6 +42,7 @@ class Replay:
         self.started = time.monotonic()
         if faults:
             self.inject_faults()
+        measure_spread(self.report, self.running)
         self.wait_finished()
         self.progress()
         for index, pod in sorted(producer_pods().items()):

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from devstack.k8s_scale import readings
 from devstack.reporting import say, table
 
 PRODUCER_FIELDS = ("index", "records", "accepted", "rejected", "failed", "retries", "seconds")
@@ -25,6 +26,10 @@ class Report:
     producers: list[dict[str, Any]] = field(default_factory=list)
     reconciliation: dict[str, Any] = field(default_factory=dict)
     validated: dict[str, Any] = field(default_factory=dict)
+    front_door: str = ""
+    # Events/s per collector pod over a window with three steady pods, after the faults.
+    spread: dict[str, float] = field(default_factory=dict)
+    spread_note: str = ""
     notes: list[str] = field(default_factory=list)
 
     def phase(self, name: str) -> Phase:
@@ -50,6 +55,11 @@ class Report:
             "",
             *self._producers(),
             *self._reconciliation(),
+            *self._spread(),
+            "",
+            "## The front door",
+            "",
+            self.front_door or "(not reached)",
         ]
         if self.notes:
             out += ["", "## Notes", "", *(f"- {n}" for n in self.notes)]
@@ -105,10 +115,25 @@ class Report:
             json.dumps(self.validated),
             "```",
             "",
-            "Replicas (`collector_id` of the envelopes on the raw topic):",
+            "Replicas (`collector_id` of the envelopes on the raw topic, the whole run, faults "
+            "included):",
             "",
             "```",
             table(["replica", "events", "share"], self.shares()),
+            "```",
+        ]
+
+    def _spread(self) -> list[str]:
+        shares = readings.shares(self.spread)
+        rows = [(p, round(rate), f"{shares[p]:.1f}%") for p, rate in sorted(self.spread.items())]
+        return [
+            "",
+            "## Spread over three steady collectors",
+            "",
+            self.spread_note,
+            "",
+            "```",
+            table(["replica", "events/s", "share"], rows),
             "```",
         ]
 

@@ -4,7 +4,9 @@ Builds both images, loads them into the cluster (kind, minikube, or a containerd
 images as containers, dry-runs both overlays on the API server, applies `k8s/overlays/e2e`, waits
 for Kafka, the topics Job and the collectors, replays three month files through the producer
 Indexed Job while the collectors are restarted and a pod is deleted, reconciles the topics with the
-files in a Job inside the cluster, writes a report, and deletes what it created.
+files in a Job inside the cluster, writes a report, and deletes what it created. On the way it
+posts an event from this machine through the collector's node port, and measures how evenly the
+events spread over three steady collectors (each within 10 points of an even share).
 
 Plain `kubectl` and `docker` commands, so every step can be read and run by hand.
 """
@@ -19,11 +21,13 @@ import shutil
 import time
 from pathlib import Path
 
+from devstack.k8s_e2e.front_door import post_through_the_node_port
 from devstack.k8s_e2e.images import build_images, container_checks, load_images
 from devstack.k8s_e2e.kubectl import NAMESPACE, E2EError, kubectl, run, wait_for
 from devstack.k8s_e2e.reconcile import reconcile_in_cluster
 from devstack.k8s_e2e.replay import Replay
 from devstack.k8s_e2e.report import Report
+from devstack.k8s_e2e.spread import spread_failure
 from devstack.k8s_e2e.status import (
     collector_minimum,
     deployment_status,
@@ -125,6 +129,8 @@ def before_apply(report: Report, args: argparse.Namespace) -> None:
 
 
 def after_apply(report: Report, args: argparse.Namespace) -> None:
+    with report.phase("posting from this machine through the collector's node port"):
+        post_through_the_node_port(report)
     with report.phase(
         "replaying three month files (job/producer)"
         + ("" if args.no_faults else " with a rolling restart and a pod deletion")
@@ -132,6 +138,9 @@ def after_apply(report: Report, args: argparse.Namespace) -> None:
         Replay(report).run(faults=not args.no_faults)
     with report.phase("reconciling in the cluster (job/producer-reconcile)"):
         reconcile_in_cluster(report)
+    failure = spread_failure(report)
+    if failure:
+        raise E2EError(failure)
 
 
 def tear_down(report: Report, *, keep: bool) -> None:

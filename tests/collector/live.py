@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from collector.app import create_app
+from collector.front import Front
 from collector.server import protocol
 from collector.sinks import MemorySink
 from devstack.proc import free_port, wait_until
@@ -17,15 +18,14 @@ from tests.collector.conftest import make_settings
 
 
 @contextmanager
-def live_collector(
-    sink: MemorySink | None = None, *, limits: bool = False, **overrides: Any
-) -> Iterator[tuple[str, MemorySink]]:
-    """`with live_collector(**settings) as (url, sink)`: uvicorn in a thread, stopped after.
+def live_app(
+    sink: MemorySink, *, limits: bool = False, **overrides: Any
+) -> Iterator[tuple[str, Front]]:
+    """`with live_app(sink, **settings) as (url, app)`: uvicorn in a thread, stopped after.
 
     With `limits`, uvicorn runs the collector's own HTTP protocol (header, body and concurrency
-    limits), as `python -m collector` does.
+    limits, the maximum connection age), as `python -m collector` does.
     """
-    sink = sink or MemorySink()
     port = free_port()
     settings = make_settings(port=port, **overrides)
     app = create_app(settings, sink)
@@ -36,7 +36,7 @@ def live_collector(
         lifespan="on",
         log_config=None,
         access_log=False,
-        **({"http": protocol(settings)} if limits else {}),
+        **({"http": protocol(settings, app)} if limits else {}),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -45,7 +45,17 @@ def live_collector(
     if not server.started:
         raise RuntimeError("the collector did not start")
     try:
-        yield f"http://127.0.0.1:{port}", sink
+        yield f"http://127.0.0.1:{port}", app
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def live_collector(
+    sink: MemorySink | None = None, *, limits: bool = False, **overrides: Any
+) -> Iterator[tuple[str, MemorySink]]:
+    """`with live_collector(**settings) as (url, sink)`: uvicorn in a thread, stopped after."""
+    sink = sink or MemorySink()
+    with live_app(sink, limits=limits, **overrides) as (url, _app):
+        yield url, sink

@@ -46,6 +46,9 @@ def test_the_real_tree_passes_every_stage() -> None:
     production = {(o["kind"], o["metadata"]["name"]) for o in report.rendered["production"]}
     assert ("Service", "collector-debug") not in production
     assert ("StatefulSet", "kafka") not in production
+    public = {(o["kind"], o["metadata"]["name"]) for o in report.rendered["public"]}
+    doors = {("Ingress", "collector"), ("HTTPRoute", "collector"), ("Gateway", "collector")}
+    assert doors <= public
     assert report.exceptions, "the accepted findings are listed, each with its reason"
     assert all(e.reason for e in report.exceptions)
 
@@ -463,3 +466,34 @@ def test_a_dockerfile_copying_what_dockerignore_leaves_out_fails(tmp_path: Path)
     edit(tmp_path / ".dockerignore", "!validator/\n", "")
     (problem,) = docker_context(copies)
     assert problem.startswith("Dockerfile.validator: COPY validator/ is excluded by .dockerignore")
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new", "expected"),
+    [
+        (
+            "components/front-door/ingress.yaml",
+            "                  name: http",
+            "                  name: https",
+            "Ingress/event-collector/collector: backend collector:https is no port of a Service",
+        ),
+        (
+            "components/front-door-gateway/httproute.yaml",
+            "          port: 80",
+            "          port: 8080",
+            "HTTPRoute/event-collector/collector: backend collector:8080 is no port of a Service",
+        ),
+        (
+            "components/front-door-gateway/httproute.yaml",
+            "      sectionName: https",
+            "      sectionName: http",
+            "HTTPRoute/event-collector/collector: parentRef 'collector' section 'http' is no",
+        ),
+    ],
+)
+def test_a_front_door_route_to_nothing_fails(
+    k8s_copy: Path, path: str, old: str, new: str, expected: str
+) -> None:
+    edit(k8s_copy / path, old, new)
+    report = run_gate(k8s_copy, stages=("render", "cross-check"))
+    assert f"[cross-check] public: {expected}" in messages(report)

@@ -50,6 +50,11 @@ def test_the_report_shows_phases_producers_reconciliation_and_shares() -> None:
     assert report.shares() == [("c-1", 3, "75.0%"), ("c-2", 1, "25.0%")]
     assert "c-1           3  75.0%" in text
     assert '"missing": 0' in text
+    report.spread = {"c-1": 95.0, "c-2": 105.0, "c-3": 100.0}
+    report.front_door = "`POST http://198.18.0.1:31234/api/v1/collect` from this machine: 202"
+    text = report.markdown()
+    assert "c-2           105  35.0%" in text
+    assert "from this machine: 202" in text
 
 
 def test_a_wait_that_times_out_prints_events_and_logs_of_pods_not_ready(

@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
+from producer.client import Answer, TransportError
 from producer.sample import write_samples
 
 SAMPLE_ROWS = 300
@@ -21,6 +23,46 @@ SAMPLE_ROWS = 300
 def samples(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Three small TLC-shaped month files (several row groups each)."""
     return write_samples(tmp_path_factory.mktemp("samples"), rows=SAMPLE_ROWS, row_group_rows=70)
+
+
+class MockCollector:
+    """The producer's client seam (`producer.client.Poster`) answered in process.
+
+    `handler` takes an `httpx.Request` and returns an `httpx.Response` or raises an
+    `httpx.TransportError`, as `httpx.MockTransport`'s handlers do: tests describe answers in
+    httpx's words, and the sender sees them as the real client would give them.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[httpx.Request], httpx.Response],
+        base_url: str = "http://collector",
+    ) -> None:
+        self.handler = handler
+        self.base_url = base_url.rstrip("/")
+        self.reconnects = 0
+
+    async def post(self, path: str, body: bytes) -> Answer:
+        request = httpx.Request("POST", self.base_url + path, content=body)
+        try:
+            response = self.handler(request)
+        except httpx.TransportError as exc:
+            raise TransportError(type(exc).__name__, str(exc)) from exc
+        return Answer(response.status_code, response.read(), response.headers.get("retry-after"))
+
+
+class AsgiCollector:
+    """The producer's client seam over an in-process `httpx.AsyncClient` (an ASGI app's)."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.reconnects = 0
+
+    async def post(self, path: str, body: bytes) -> Answer:
+        response = await self.client.post(
+            path, content=body, headers={"content-type": "application/json"}
+        )
+        return Answer(response.status_code, response.content, response.headers.get("retry-after"))
 
 
 @dataclass

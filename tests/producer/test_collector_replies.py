@@ -18,6 +18,7 @@ from collector.schemas import TAXI_EVENT
 from collector.sinks import Delivery, MemorySink, Record
 from producer.sending import EncodedEvent, Outcome, RetryPolicy, Sender, Stats
 from tests.collector.conftest import PartialSink, make_settings, serving
+from tests.producer.conftest import AsgiCollector
 
 GOOD = orjson.dumps(TAXI_EVENT)
 NOT_JSON = b'{"event_type": NaN}'
@@ -53,7 +54,9 @@ def replay(
         stats = Stats()
         async with serving(app) as client:
             app.service.draining = draining
-            sender = Sender(client, stats, FAST_GIVE_UP, sleep=_no_sleep, rng=random.Random(1))
+            sender = Sender(
+                AsgiCollector(client), stats, FAST_GIVE_UP, sleep=_no_sleep, rng=random.Random(1)
+            )
             events = [EncodedEvent(f"f.parquet:{i}", body) for i, body in enumerate(bodies)]
             if batch:
                 return await sender.send_batch(events), stats

@@ -22,6 +22,7 @@ from producer import reasons
 from producer.replay import Summary, replay
 from producer.settings import ReplaySettings
 from tests.collector.conftest import make_settings
+from tests.producer.conftest import MockCollector
 from tests.producer.test_cli import producer, summary_of
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -41,13 +42,11 @@ def run(
     )
 
     async def main() -> Summary:
-        async with httpx.AsyncClient(
-            transport=httpx.MockTransport(handler), base_url=settings.collector_url
-        ) as client:
-            return await replay(
-                [(p.name, p) for p in samples], settings, client,
-                stderr=stderr or io.StringIO(), rate_check_s=rate_check_s,
-            )  # fmt: skip
+        client = MockCollector(handler, settings.collector_url)
+        return await replay(
+            [(p.name, p) for p in samples], settings, client,
+            stderr=stderr or io.StringIO(), rate_check_s=rate_check_s,
+        )  # fmt: skip
 
     return asyncio.run(main())
 

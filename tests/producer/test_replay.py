@@ -1,4 +1,4 @@
-"""Replay in process against httpx.MockTransport: every row once, paced, retried, stoppable."""
+"""Replay in process against a mock collector: every row once, paced, retried, stoppable."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 from producer.replay import Summary, replay
 from producer.settings import ReplaySettings
-from tests.producer.conftest import SAMPLE_ROWS
+from tests.producer.conftest import SAMPLE_ROWS, MockCollector
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -39,10 +39,8 @@ def run(
         stop = asyncio.Event()
         if stop_after_s is not None:
             asyncio.get_running_loop().call_later(stop_after_s, stop.set)
-        async with httpx.AsyncClient(
-            transport=httpx.MockTransport(handler), base_url="http://collector"
-        ) as client:
-            return await replay(paths, settings, client, stop=stop, stderr=stderr or io.StringIO())
+        client = MockCollector(handler, "http://collector")
+        return await replay(paths, settings, client, stop=stop, stderr=stderr or io.StringIO())
 
     return asyncio.run(main())
 

@@ -22,6 +22,7 @@ from producer.sending import (
     outcome_of,
     retry_after_s,
 )
+from tests.producer.conftest import MockCollector
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -47,16 +48,14 @@ def run_sender(
     stats, sleeps = Stats(), Sleeps()
 
     async def main() -> object:
-        async with httpx.AsyncClient(
-            transport=httpx.MockTransport(handler), base_url="http://collector"
-        ) as client:
-            sender = Sender(
-                client, stats, policy, sleep=sleeps.sleep, clock=sleeps.clock,
-                rng=random.Random(7),
-            )  # fmt: skip
-            result = action(sender)
-            assert asyncio.iscoroutine(result)
-            return await result
+        client = MockCollector(handler, "http://collector")
+        sender = Sender(
+            client, stats, policy, sleep=sleeps.sleep, clock=sleeps.clock,
+            rng=random.Random(7),
+        )  # fmt: skip
+        result = action(sender)
+        assert asyncio.iscoroutine(result)
+        return await result
 
     return stats, sleeps, asyncio.run(main())
 
