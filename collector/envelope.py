@@ -27,6 +27,7 @@ from collector.schemas import (
     Event,
 )
 from collector.structure import array_elements, repeats_a_key, too_deep
+from console.timestamps import rfc3339
 
 Clock = Callable[[], datetime]
 IdSource = Callable[[], str]
@@ -53,11 +54,6 @@ def utc_now() -> datetime:
 def uuid7() -> str:
     """A fresh time-ordered UUIDv7 as text."""
     return str(uuid_utils.uuid7())
-
-
-def rfc3339(moment: datetime) -> str:
-    """`2026-11-21T14:47:03.123456Z`: RFC 3339, UTC, always microseconds."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass(slots=True)

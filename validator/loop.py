@@ -9,7 +9,6 @@ work in flight. Written on confluent-kafka directly: see docs/validator.md for t
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
+from console.timestamps import rfc3339_at
 from validator.contracts import Registry
 from validator.dedup import SeenIds, decode_seen, encode_seen
 from validator.settings import Settings
@@ -75,11 +75,6 @@ class Counts:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.__dict__.items()}
-
-
-def utc_text(seconds: float) -> str:
-    """RFC 3339, UTC, microseconds, `Z`, as the collector's timestamps."""
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def kafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
@@ -490,7 +485,7 @@ class Validator:
     def _produce_batch(self, producer: Producer, batch: list[Message]) -> _Outcome:
         settings = self.settings
         outcome = _Outcome()
-        now_text = utc_text(self.clock())
+        now_text = rfc3339_at(self.clock())
         raw_topic = settings.raw_topic
         # The ids let through, per partition: one changelog record each, not one per id.
         changelog: dict[int, list[tuple[str, int]]] = {}
