@@ -13,7 +13,8 @@ import pytest
 from collector.app import create_app
 from collector.front import Front
 from collector.settings import Settings
-from collector.sinks import Delivery, MemorySink, Record, Sink
+from collector.sinks import Delivery, Record, Sink
+from tests.collector.memory_sink import MemorySink
 
 RAW = "raw-test"
 DLQ = "dlq-test"

@@ -11,9 +11,9 @@ import uvicorn
 
 from collector.app import create_app
 from collector.server import protocol
-from collector.sinks import MemorySink
 from devstack.proc import free_port, wait_until
 from tests.collector.conftest import make_settings
+from tests.collector.memory_sink import MemorySink
 
 
 @contextmanager

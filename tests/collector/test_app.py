@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from collector.app import create_app
 from collector.problems import Problem
 from collector.schemas import TAXI_EVENT
-from collector.sinks import Delivery, MemorySink, Record
+from collector.sinks import Delivery, Record
 from tests.collector.conftest import DLQ, RAW, PartialSink, make_settings, serving
+from tests.collector.memory_sink import MemorySink
 
 pytestmark = pytest.mark.anyio
 

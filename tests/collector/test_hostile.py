@@ -16,9 +16,9 @@ from collector.envelope import Accepted, Enveloper, Rejected
 from collector.limits import largest_dead_letter
 from collector.problems import Problem
 from collector.schemas import MAX_DEPTH, MAX_DETAILS, TAXI_EVENT
-from collector.sinks import MemorySink
 from collector.structure import array_elements
 from tests.collector.conftest import DLQ, RAW
+from tests.collector.memory_sink import MemorySink
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,8 @@ from collector.api import problem_rows
 from collector.app import create_app
 from collector.problems import Problem
 from collector.schemas import ProblemReply
-from collector.sinks import MemorySink
 from tests.collector.conftest import make_settings
+from tests.collector.memory_sink import MemorySink
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "collector.md"
 

@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from collector.schemas import TAXI_EVENT
-from collector.sinks import MemorySink
 from tests.collector.live import live_collector
+from tests.collector.memory_sink import MemorySink
 
 TAXI = orjson.dumps(TAXI_EVENT)
 BODY_TIMEOUT_S = 2.0

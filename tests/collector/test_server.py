@@ -17,9 +17,9 @@ import pytest
 from collector import server
 from collector.front import Front
 from collector.schemas import TAXI_EVENT
-from collector.sinks import MemorySink
 from devstack.proc import wait_until
 from tests.collector.conftest import make_settings
+from tests.collector.memory_sink import MemorySink
 
 
 def test_sigterm_drains_through_serve_and_exits_0(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,9 +20,9 @@ from collector.limits import (
     largest_envelope,
 )
 from collector.settings import Settings, SettingsProblem, load
-from collector.sinks import MemorySink
 from devstack.proc import ROOT
 from tests.collector.conftest import DLQ, RAW
+from tests.collector.memory_sink import MemorySink
 
 Serve = Callable[..., Any]
 SECRET = "hunter2-do-not-print"
