@@ -136,5 +136,5 @@ class Problem(StrEnum):
 
     @property
     def reply_status(self) -> str:
-        """The `status` word of the reply body: `retry` for 429 and 503, else `rejected`."""
-        return "retry" if self.status in (429, 503) else "rejected"
+        """The `status` word of the reply body: `retry` when sending again may succeed."""
+        return "retry" if self.retryable else "rejected"
