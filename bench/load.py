@@ -117,9 +117,20 @@ def wrk(
 ) -> WrkRun:
     """One closed-loop run: wrk -t1 -c32 POSTing `body` (with `Content-Encoding: encoding`)."""
     cmd = [
-        "taskset", "-c", cpu_list(cpus), ensure_wrk(), "-t1", f"-c{connections}",
-        f"-d{duration_s:g}s", "--latency", "--timeout", "10s", "-s", str(LUA), url,
-    ]  # fmt: skip
+        "taskset",
+        "-c",
+        cpu_list(cpus),
+        ensure_wrk(),
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration_s:g}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+    ]
     cpu_before, machine_before = tree_cpu_s(server_pid), cpu_times()
     out = subprocess.run(
         cmd,
@@ -207,9 +218,19 @@ def open_loop(
 ) -> dict[str, Any]:
     """Requests sent on a fixed schedule; latency from the scheduled time (see openloop/main.go)."""
     cmd = [
-        "taskset", "-c", cpu_list(cpus), str(ensure_openloop()), "-url", url, "-body", str(body),
-        "-rate", f"{rate_per_s:g}", "-duration", f"{duration_s:g}s",
-    ]  # fmt: skip
+        "taskset",
+        "-c",
+        cpu_list(cpus),
+        str(ensure_openloop()),
+        "-url",
+        url,
+        "-body",
+        str(body),
+        "-rate",
+        f"{rate_per_s:g}",
+        "-duration",
+        f"{duration_s:g}s",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration_s + 60)
     result: dict[str, Any] = json.loads(out.stdout)
     return result

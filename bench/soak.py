@@ -36,10 +36,20 @@ RAW, DEAD_LETTER = "soak-raw", "soak-dlq"
 def sample_files(rows: int) -> list[str]:
     say(f"making three sample files of {rows} rows", stamp=True)
     subprocess.run(
-        [sys.executable, "-m", "producer", "sample", "--out-dir", str(WORK_DIR / "data"),
-         "--rows", str(rows)],
-        cwd=ROOT, check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "producer",
+            "sample",
+            "--out-dir",
+            str(WORK_DIR / "data"),
+            "--rows",
+            str(rows),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     return sorted(str(p) for p in (WORK_DIR / "data").glob("*.parquet"))
 
 
@@ -98,11 +108,22 @@ class Soak:
         assert self.balancer is not None
         port = free_port()
         self.recorder = ManagedProcess(
-            [sys.executable, "-m", "tests.e2e.recorder", "--upstream", self.balancer.url,
-             "--port", str(port), "--out", str(self.answers_file)],
-            "the recording proxy", log_path=WORK_DIR / "recorder.log", own_session=False,
+            [
+                sys.executable,
+                "-m",
+                "tests.e2e.recorder",
+                "--upstream",
+                self.balancer.url,
+                "--port",
+                str(port),
+                "--out",
+                str(self.answers_file),
+            ],
+            "the recording proxy",
+            log_path=WORK_DIR / "recorder.log",
+            own_session=False,
             die_with_parent=False,
-        )  # fmt: skip
+        )
         self.recorder.spawn()
         time.sleep(3)
         return f"http://127.0.0.1:{port}"
@@ -116,14 +137,34 @@ class Soak:
         self.started = time.time()
         for i, file in enumerate(files):
             command = [
-                sys.executable, "-m", "producer", "replay", file, "--collector-url", url,
-                "--rate", f"{self.rate_per_s / 3:g}", "--max-attempts", "1000",
-                "--max-retry-s", "300", "--backoff-cap-s", "2", "--progress-interval-s", "10",
-            ]  # fmt: skip
+                sys.executable,
+                "-m",
+                "producer",
+                "replay",
+                file,
+                "--collector-url",
+                url,
+                "--rate",
+                f"{self.rate_per_s / 3:g}",
+                "--max-attempts",
+                "1000",
+                "--max-retry-s",
+                "300",
+                "--backoff-cap-s",
+                "2",
+                "--progress-interval-s",
+                "10",
+            ]
             log = WORK_DIR / f"producer-{i + 1}.log"
             log.unlink(missing_ok=True)
-            producer = ManagedProcess(command, f"producer {i + 1}", log_path=log, capture=True,
-                                      own_session=False, die_with_parent=False)  # fmt: skip
+            producer = ManagedProcess(
+                command,
+                f"producer {i + 1}",
+                log_path=log,
+                capture=True,
+                own_session=False,
+                die_with_parent=False,
+            )
             producer.spawn()
             self.producers.append(producer)
 
@@ -167,9 +208,13 @@ class Soak:
         replica.wait_for("/readyz", timeout_s=120)
         self.cluster.wait_in_sync([RAW, DEAD_LETTER], timeout_s=300)
         self.restarts.append(
-            {"t": at, "broker": broker.node_id, "replica": replica.collector_id,
-             "back_after_s": round(time.time() - self.started - at, 1)}
-        )  # fmt: skip
+            {
+                "t": at,
+                "broker": broker.node_id,
+                "replica": replica.collector_id,
+                "back_after_s": round(time.time() - self.started - at, 1),
+            }
+        )
 
     def finish_producers(self) -> list[dict[str, Any]]:
         """Time is up: each producer stops reading, finishes what is in flight and reports; what
@@ -187,12 +232,28 @@ class Soak:
         reports = []
         for file, summary in zip(files, summaries, strict=True):
             reconcile = subprocess.run(
-                [sys.executable, "-m", "producer", "reconcile", file,
-                 "--bootstrap-servers", self.cluster.bootstrap_servers,
-                 "--raw-topic", RAW, "--dead-letter-topic", DEAD_LETTER,
-                 "--max-records", str(summary["records"]), "--read-timeout-s", "300"],
-                cwd=ROOT, capture_output=True, text=True, check=False,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "producer",
+                    "reconcile",
+                    file,
+                    "--bootstrap-servers",
+                    self.cluster.bootstrap_servers,
+                    "--raw-topic",
+                    RAW,
+                    "--dead-letter-topic",
+                    DEAD_LETTER,
+                    "--max-records",
+                    str(summary["records"]),
+                    "--read-timeout-s",
+                    "300",
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             reports.append(json.loads(reconcile.stdout.strip().splitlines()[-1]))
         keys = ("expected", "raw", "dead_letter", "missing", "duplicates", "unexpected")
         return {k: sum(r[k] for r in reports) for k in keys}

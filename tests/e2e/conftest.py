@@ -101,10 +101,21 @@ def sample_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """Three sample months of SAMPLE_ROWS rows each, made by `python -m producer sample`."""
     out_dir = tmp_path_factory.mktemp("samples")
     subprocess.run(
-        [sys.executable, "-m", "producer", "sample", "--out-dir", str(out_dir),
-         "--rows", str(SAMPLE_ROWS)],
-        cwd=ROOT, check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "producer",
+            "sample",
+            "--out-dir",
+            str(out_dir),
+            "--rows",
+            str(SAMPLE_ROWS),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     files = sorted(str(p) for p in out_dir.glob("*.parquet"))
     assert len(files) == 3
     return files

@@ -19,11 +19,28 @@ from devstack.proc import ROOT, free_port, process_alive
 def test_demo_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
     state_dir = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "devstack.demo", "up", "--dir", str(state_dir),
-         "--rows", "400", "--rate", "200", "--kafka-port", str(free_port()),
-         "--port", str(free_port())],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "devstack.demo",
+            "up",
+            "--dir",
+            str(state_dir),
+            "--rows",
+            "400",
+            "--rate",
+            "200",
+            "--kafka-port",
+            str(free_port()),
+            "--port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     out = result.stdout
     assert "OK: every one of 1,200 rows is on Kafka" in out
@@ -49,11 +66,31 @@ def test_demo_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
 def test_demo_keep_leaves_swagger_up_and_demo_down_stops_it(tmp_path: Path) -> None:
     state_dir = tmp_path / "demo"
     up = subprocess.run(
-        [sys.executable, "-m", "devstack.demo", "up", "--dir", str(state_dir), "--keep",
-         "--rows", "100", "--rate", "200", "--replicas", "2",
-         "--kafka-port", str(free_port()), "--port", str(free_port())],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "devstack.demo",
+            "up",
+            "--dir",
+            str(state_dir),
+            "--keep",
+            "--rows",
+            "100",
+            "--rate",
+            "200",
+            "--replicas",
+            "2",
+            "--kafka-port",
+            str(free_port()),
+            "--port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     try:
         assert up.returncode == 0, up.stdout + up.stderr[-3000:]
         printed = up.stdout + up.stderr
@@ -73,8 +110,12 @@ def test_demo_keep_leaves_swagger_up_and_demo_down_stops_it(tmp_path: Path) -> N
     finally:
         down = subprocess.run(
             [sys.executable, "-m", "devstack.demo", "down", "--dir", str(state_dir)],
-            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert "demo stack stopped" in down.stdout
     assert not any(process_alive(pid) for pid in pids if pid)
     assert not (state_dir / "stack.json").exists()

@@ -63,11 +63,22 @@ def recorder(tmp_path: Path) -> Iterator[Callable[[str], Recording]]:
         port = free_port()
         out = tmp_path / f"answers-{len(started)}.jsonl"
         process = ManagedProcess(
-            [sys.executable, "-m", "tests.e2e.recorder", "--upstream", upstream,
-             "--port", str(port), "--out", str(out)],
-            "the recording proxy", log_path=tmp_path / "recorder.log", own_session=False,
+            [
+                sys.executable,
+                "-m",
+                "tests.e2e.recorder",
+                "--upstream",
+                upstream,
+                "--port",
+                str(port),
+                "--out",
+                str(out),
+            ],
+            "the recording proxy",
+            log_path=tmp_path / "recorder.log",
+            own_session=False,
             die_with_parent=False,
-        )  # fmt: skip
+        )
         process.spawn()
         made = Recording(process, f"http://127.0.0.1:{port}", out)
         started.append(made)
