@@ -49,41 +49,19 @@ class Plan:
     def from_env(cls) -> Plan:
         if os.environ.get("BENCH_QUICK", "") not in ("", "0"):
             return cls(
-                quick=True,
-                runs=2,
-                run_s=2,
-                warmup_s=1,
-                open_loop_s=3,
-                open_loop_runs=1,
-                single_rates_per_s=(500, 1000),
-                raw_kafka_s=2,
-                sample_rows=20_000,
-                pandas_rows=2_000,
-                conversion_repeats=1,
-                pacing_rates_per_s=(100, 500, 2000),
-                batch_pacing_rates_per_s=(2000, 10_000),
-                pacing_s=2,
-                memory_rows=5_000,
+                quick=True, runs=2, run_s=2, warmup_s=1, open_loop_s=3, open_loop_runs=1,
+                single_rates_per_s=(500, 1000), raw_kafka_s=2, sample_rows=20_000,
+                pandas_rows=2_000, conversion_repeats=1, pacing_rates_per_s=(100, 500, 2000),
+                batch_pacing_rates_per_s=(2000, 10_000), pacing_s=2, memory_rows=5_000,
                 profile_s=2,
-            )
+            )  # fmt: skip
         return cls(
-            quick=False,
-            runs=5,
-            run_s=5,
-            warmup_s=2,
-            open_loop_s=5,
-            open_loop_runs=3,
-            single_rates_per_s=(500, 1000),
-            raw_kafka_s=5,
-            sample_rows=100_000,
-            pandas_rows=10_000,
-            conversion_repeats=3,
-            pacing_rates_per_s=(100, 500, 2000),
-            batch_pacing_rates_per_s=(2000, 10_000),
-            pacing_s=5,
-            memory_rows=20_000,
+            quick=False, runs=5, run_s=5, warmup_s=2, open_loop_s=5, open_loop_runs=3,
+            single_rates_per_s=(500, 1000), raw_kafka_s=5, sample_rows=100_000,
+            pandas_rows=10_000, conversion_repeats=3, pacing_rates_per_s=(100, 500, 2000),
+            batch_pacing_rates_per_s=(2000, 10_000), pacing_s=5, memory_rows=20_000,
             profile_s=5,
-        )
+        )  # fmt: skip
 
 
 @dataclass
