@@ -24,6 +24,7 @@ from typing import Any
 from bench.soak_report import write_report
 from devstack.balancer import Backend, Balancer
 from devstack.collector import CollectorProcess
+from devstack.demo.data import sample_files
 from devstack.kafka import FAST_FAILOVER, Cluster, read_topic
 from devstack.proc import ROOT, ManagedProcess, free_port, rss_bytes
 from devstack.reporting import say
@@ -31,26 +32,6 @@ from devstack.reporting import say
 OUT_DIR = ROOT / "bench"
 WORK_DIR = ROOT / ".cache" / "soak"
 RAW, DEAD_LETTER = "soak-raw", "soak-dlq"
-
-
-def sample_files(rows: int) -> list[str]:
-    say(f"making three sample files of {rows} rows", stamp=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "sample",
-            "--out-dir",
-            str(WORK_DIR / "data"),
-            "--rows",
-            str(rows),
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    return sorted(str(p) for p in (WORK_DIR / "data").glob("*.parquet"))
 
 
 @dataclass
@@ -302,7 +283,7 @@ def run(minutes: float, rate_per_s: float, every_s: float) -> dict[str, Any]:
     WORK_DIR.mkdir(parents=True)
     # Enough rows for the whole time at the asked rate; the replay is stopped when time is up.
     duration_s = minutes * 60
-    files = sample_files(int(rate_per_s * duration_s / 3 * 1.2) + 100)
+    files = sample_files(WORK_DIR / "data", int(rate_per_s * duration_s / 3 * 1.2) + 100)
     soak = Soak(minutes, rate_per_s, every_s)
     try:
         soak.start_stack()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +11,9 @@ import pytest
 
 from devstack.balancer import Backend, Balancer
 from devstack.collector import CollectorProcess
+from devstack.demo.data import sample_files as make_samples
 from devstack.kafka import Broker, Cluster
-from devstack.proc import ROOT, ManagedProcess
+from devstack.proc import ManagedProcess
 from tests.conftest import Topics, reconcile_topics
 from tests.conftest import start_replay as replay_process
 
@@ -99,24 +98,7 @@ def balancer(tmp_path: Path) -> Iterator[Callable[..., Balancer]]:
 @pytest.fixture(scope="session")
 def sample_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """Three sample months of SAMPLE_ROWS rows each, made by `python -m producer sample`."""
-    out_dir = tmp_path_factory.mktemp("samples")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "sample",
-            "--out-dir",
-            str(out_dir),
-            "--rows",
-            str(SAMPLE_ROWS),
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    files = sorted(str(p) for p in out_dir.glob("*.parquet"))
+    files = make_samples(tmp_path_factory.mktemp("samples"), SAMPLE_ROWS)
     assert len(files) == 3
     return files
 
