@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +50,9 @@ class Replicas:
         return made
 
 
-@pytest.fixture
-def replicas(kafka: Broker, topics: Topics, tmp_path: Path) -> Iterator[Replicas]:
+@contextlib.contextmanager
+def _replicas_of(kafka: Broker | Cluster, topics: Topics, tmp_path: Path) -> Iterator[Replicas]:
+    """Replicas started in the block; each one stopped (drained) at its end."""
     made = Replicas(kafka, topics, tmp_path, [])
     try:
         yield made
@@ -60,16 +62,18 @@ def replicas(kafka: Broker, topics: Topics, tmp_path: Path) -> Iterator[Replicas
 
 
 @pytest.fixture
+def replicas(kafka: Broker, topics: Topics, tmp_path: Path) -> Iterator[Replicas]:
+    with _replicas_of(kafka, topics, tmp_path) as made:
+        yield made
+
+
+@pytest.fixture
 def cluster_replicas(
     kafka_cluster: Cluster, cluster_topics: Topics, tmp_path: Path
 ) -> Iterator[Replicas]:
     """Collector replicas writing to the three-broker cluster's topics."""
-    made = Replicas(kafka_cluster, cluster_topics, tmp_path, [])
-    try:
+    with _replicas_of(kafka_cluster, cluster_topics, tmp_path) as made:
         yield made
-    finally:
-        for replica in made.started:
-            replica.stop(timeout_s=20)
 
 
 @pytest.fixture
