@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from devstack.balancer import Balancer
 from devstack.collector import CollectorProcess
-from devstack.kafka import Cluster, read_topic
+from devstack.kafka import Broker, Cluster, read_topic
 from devstack.proc import ROOT, ManagedProcess, free_port, wait_until
 from tests.conftest import Topics, finish_replay
 from tests.e2e.conftest import SAMPLE_ROWS, Replicas, reconcile, start_replay
@@ -137,6 +137,19 @@ def leaders_avoid(cluster: Cluster, topic: str, node_id: int) -> bool:
     return False
 
 
+def busiest_leader_after(cluster: Cluster, topic: str, records: int) -> Broker:
+    """Once `topic` holds `records`, the broker leading its fullest partitions."""
+    wait_until(lambda: on_topic(cluster, topic) >= records, 60, f"{records} events")
+    return cluster.broker(busiest_leader(cluster, topic))
+
+
+def writes_go_on_without(cluster: Cluster, topic: str, victim: Broker) -> None:
+    """Until every partition of `topic` has a leader other than `victim`, then 300 more records."""
+    wait_until(lambda: leaders_avoid(cluster, topic, victim.node_id), 60, "new leaders")
+    at_failover = on_topic(cluster, topic)
+    wait_until(lambda: on_topic(cluster, topic) >= at_failover + 300, 60, "writes go on")
+
+
 @dataclass
 class Load:
     """The replay under way: collector replicas, the recording proxy, the producer process."""
@@ -238,14 +251,10 @@ def test_leader_of_busiest_partitions_killed_mid_replay_and_restarted(
     files = sample_files[:1]
     replay = load(files)
     raw = cluster_topics.raw
-    wait_until(lambda: on_topic(kafka_cluster, raw) >= 500, 60, "500 events")
-
-    victim = kafka_cluster.broker(busiest_leader(kafka_cluster, raw))
+    victim = busiest_leader_after(kafka_cluster, raw, 500)
     victim.kill()
-    wait_until(lambda: leaders_avoid(kafka_cluster, raw, victim.node_id), 60, "new leaders")
     # Two replicas in sync still meet min.insync.replicas: writes go on without it.
-    at_failover = on_topic(kafka_cluster, raw)
-    wait_until(lambda: on_topic(kafka_cluster, raw) >= at_failover + 300, 60, "writes on 2 brokers")
+    writes_go_on_without(kafka_cluster, raw, victim)
     assert replay.producer.alive(), "the replay ended before the broker came back"
     victim.start()
     kafka_cluster.wait_in_sync([raw])
@@ -356,14 +365,10 @@ def test_paused_leader_is_slow_not_dead(
     files = sample_files[:1]
     replay = load(files)
     raw = cluster_topics.raw
-    wait_until(lambda: on_topic(kafka_cluster, raw) >= 500, 60, "500 events")
-
-    victim = kafka_cluster.broker(busiest_leader(kafka_cluster, raw))
+    victim = busiest_leader_after(kafka_cluster, raw, 500)
     victim.pause()  # SIGSTOP: sockets stay open, nothing answers, heartbeats stop
     try:
-        wait_until(lambda: leaders_avoid(kafka_cluster, raw, victim.node_id), 60, "new leaders")
-        at_failover = on_topic(kafka_cluster, raw)
-        wait_until(lambda: on_topic(kafka_cluster, raw) >= at_failover + 300, 60, "writes go on")
+        writes_go_on_without(kafka_cluster, raw, victim)
         assert replay.producer.alive(), "the replay ended before the broker was resumed"
     finally:
         victim.resume()
