@@ -1,8 +1,8 @@
 """The collect service: bodies in, Kafka records out, one reply per request.
 
-Shared by both HTTP front ends (the ASGI fast path and the documented FastAPI routes): the API-key
-and draining gate, the body within its deadline, publishing, per-element batch results, metrics
-and throttled logs. Replies are built here as bytes; tests hold them to `collector.schemas`.
+What `collector.front` runs for each request on a collect route: the API-key and draining gate,
+the body within its deadline, publishing, per-element batch results, metrics and throttled logs.
+Replies are built here as bytes; tests hold them to `collector.schemas`.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Disconnected(Exception):
 
 
 class CollectService:
-    """Bodies in, Kafka records out, one reply per request; shared by both HTTP front ends."""
+    """Bodies in, Kafka records out, one reply per request; readiness and draining held here."""
 
     def __init__(
         self, settings: Settings, sink: Sink, metrics: Metrics, enveloper: Enveloper
@@ -67,6 +67,8 @@ class CollectService:
         self.sink = sink
         self.metrics = metrics
         self.enveloper = enveloper
+        # Set once, on SIGTERM (collector.server) or at shutdown: /readyz says 503, and new
+        # requests are answered 503 `draining`.
         self.draining = False
         self.configured_body_bytes = settings.max_body_bytes
         # What the topics can hold may be less (`fit_topics`); `/metrics` shows the one in force.
@@ -95,6 +97,22 @@ class CollectService:
             if settings.rate_limit_per_s > 0
             else None
         )
+
+    @property
+    def ready(self) -> bool:
+        """Taking events: Kafka can take writes now and this collector is not draining."""
+        return self.sink.ready and not self.draining
+
+    def readiness(self) -> dict[str, Any]:
+        """What /readyz says (`collector.schemas.Health`): ready or not, and why not."""
+        kafka, ready = self.sink.ready, self.ready
+        reason = "draining" if self.draining else self.sink.problem
+        return {
+            "status": "ready" if ready else "not_ready",
+            "kafka": kafka,
+            "draining": self.draining,
+            **({} if ready or reason is None else {"reason": reason}),
+        }
 
     def _problem(self, problem: Problem) -> Reply:
         body = orjson.dumps(
