@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar
 import orjson
 
 from collector import encoding
-from collector.envelope import Accepted, Enveloper, Rejected, TooManyEvents, Verdict
+from collector.envelope import Enveloper, Invalid, TooManyEvents, Valid, Verdict
 from collector.limits import fit_body_limit
 from collector.logs import Throttle
 from collector.metrics import Metrics
@@ -236,55 +236,55 @@ class CollectService:
 
     async def single(self, body: bytes) -> Reply:
         """One event: 202 once Kafka has it, 400/422 once its dead-letter record is stored."""
-        outcome = await off_loop(len(body), self.enveloper.event, body)
-        delivery = self.sink.publish((self._record(outcome),), self._ack_timeout_s)
+        verdict = await off_loop(len(body), self.enveloper.event, body)
+        delivery = self.sink.publish((self._record(verdict),), self._ack_timeout_s)
         error = (await delivery.future)[0]
         if error is not None:
             return self._not_stored(error)
         self.metrics.kafka_ack_seconds.observe(time.perf_counter() - delivery.started_s)
-        if type(outcome) is Accepted:
+        if type(verdict) is Valid:
             self.metrics.events_accepted.inc()
-            return Reply(202, _ACCEPTED_PREFIX + outcome.root_id.encode() + b'"}', JSON_HEADERS)
-        assert type(outcome) is Rejected
-        return self._rejected(outcome)
+            return Reply(202, _ACCEPTED_PREFIX + verdict.root_id.encode() + b'"}', JSON_HEADERS)
+        assert type(verdict) is Invalid
+        return self._rejected(verdict)
 
     async def batch(self, body: bytes) -> Reply:
         """A JSON array: one result per element; 202 if all settled, 503 if any must be resent."""
-        outcomes = await off_loop(len(body), self.enveloper.batch, body)
-        if type(outcomes) is TooManyEvents:
+        verdicts = await off_loop(len(body), self.enveloper.batch, body)
+        if type(verdicts) is TooManyEvents:
             return self._problems[Problem.BATCH_TOO_LARGE]
-        if type(outcomes) is Rejected:
-            return await self.single_rejection(outcomes)
-        assert isinstance(outcomes, list)
-        records = [self._record(outcome) for outcome in outcomes]
+        if type(verdicts) is Invalid:
+            return await self.single_rejection(verdicts)
+        assert isinstance(verdicts, list)
+        records = [self._record(verdict) for verdict in verdicts]
         delivery = self.sink.publish(records, self._ack_timeout_s)
         errors = await delivery.future
         results: list[dict[str, Any]] = []
         accepted = rejected = retry = 0
         budget = max(MIN_REPLY_BUDGET_BYTES, len(body))
         dead_lettered: dict[Problem, int] = {}
-        for index, (outcome, error) in enumerate(zip(outcomes, errors, strict=True)):
+        for index, (verdict, error) in enumerate(zip(verdicts, errors, strict=True)):
             if error is None:
-                if type(outcome) is Accepted:
+                if type(verdict) is Valid:
                     accepted += 1
                     results.append(
-                        {"index": index, "status": "accepted", "root_id": outcome.root_id}
+                        {"index": index, "status": "accepted", "root_id": verdict.root_id}
                     )
                     continue
-                assert type(outcome) is Rejected
+                assert type(verdict) is Invalid
                 rejected += 1
-                dead_lettered[outcome.code] = dead_lettered.get(outcome.code, 0) + 1
-                said_error = _error(outcome)
+                dead_lettered[verdict.problem] = dead_lettered.get(verdict.problem, 0) + 1
+                said_error = _error(verdict)
                 # Details only while the reply stays within budget: never a reply many times
                 # the size of the request (1,000 rejected elements could otherwise say megabytes).
                 budget -= len(orjson.dumps(said_error))
                 if budget < 0:
-                    said_error = {"code": outcome.code, "message": "", "details": []}
+                    said_error = {"code": verdict.problem, "message": "", "details": []}
                 results.append(
                     {
                         "index": index,
                         "status": "rejected",
-                        "root_id": outcome.root_id,
+                        "root_id": verdict.root_id,
                         "error": said_error,
                     }
                 )
@@ -325,7 +325,7 @@ class CollectService:
             return Reply(503, body_out, self._retry_headers)
         return Reply(202, body_out, JSON_HEADERS)
 
-    async def single_rejection(self, rejection: Rejected) -> Reply:
+    async def single_rejection(self, rejection: Invalid) -> Reply:
         """Store one dead-letter record, then say what was wrong."""
         delivery = self.sink.publish((self._record(rejection),), self._ack_timeout_s)
         error = (await delivery.future)[0]
@@ -338,16 +338,16 @@ class CollectService:
         self._note(error)
         return self._problems[error]
 
-    def _rejected(self, rejection: Rejected) -> Reply:
-        self.metrics.dead_lettered(rejection.code)
+    def _rejected(self, rejection: Invalid) -> Reply:
+        self.metrics.dead_lettered(rejection.problem)
         body = orjson.dumps(
             {"status": "rejected", "root_id": rejection.root_id, "error": _error(rejection)}
         )
-        return Reply(rejection.code.status, body, JSON_HEADERS)
+        return Reply(rejection.problem.status, body, JSON_HEADERS)
 
-    def _record(self, outcome: Verdict) -> Record:
-        topic = self._raw_topic if type(outcome) is Accepted else self._dead_letter_topic
-        return Record(topic, outcome.value, outcome.key, outcome.headers)
+    def _record(self, verdict: Verdict) -> Record:
+        topic = self._raw_topic if type(verdict) is Valid else self._dead_letter_topic
+        return Record(topic, verdict.value, verdict.key, verdict.headers)
 
     def _note(self, error: Problem) -> None:
         if self._throttle.allow(error):
@@ -360,8 +360,8 @@ class CollectService:
         return self._problems[Problem.INTERNAL_ERROR]
 
 
-def _error(rejection: Rejected) -> dict[str, Any]:
-    return {"code": rejection.code, "message": rejection.message, "details": rejection.details}
+def _error(rejection: Invalid) -> dict[str, Any]:
+    return {"code": rejection.problem, "message": rejection.message, "details": rejection.details}
 
 
 async def off_loop(size: int, work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
