@@ -259,71 +259,22 @@ class CollectService:
         records = [self._record(verdict) for verdict in verdicts]
         delivery = self.sink.publish(records, self._ack_timeout_s)
         errors = await delivery.future
-        results: list[dict[str, Any]] = []
-        accepted = rejected = retry = 0
-        budget = max(MIN_REPLY_BUDGET_BYTES, len(body))
-        dead_lettered: dict[Problem, int] = {}
+        results = _BatchResults(budget_bytes=max(MIN_REPLY_BUDGET_BYTES, len(body)))
         for index, (verdict, error) in enumerate(zip(verdicts, errors, strict=True)):
             if error is None:
-                if type(verdict) is Valid:
-                    accepted += 1
-                    results.append(
-                        {"index": index, "status": "accepted", "root_id": verdict.root_id}
-                    )
-                    continue
-                assert type(verdict) is Invalid
-                rejected += 1
-                dead_lettered[verdict.problem] = dead_lettered.get(verdict.problem, 0) + 1
-                said_error = _error(verdict)
-                # Details only while the reply stays within budget: never a reply many times
-                # the size of the request (1,000 rejected elements could otherwise say megabytes).
-                budget -= len(orjson.dumps(said_error))
-                if budget < 0:
-                    said_error = {"code": verdict.problem, "message": "", "details": []}
-                results.append(
-                    {
-                        "index": index,
-                        "status": "rejected",
-                        "root_id": verdict.root_id,
-                        "error": said_error,
-                    }
-                )
-                continue
-            self.metrics.failed(error)
-            if error.retryable:
-                retry += 1
-                status = "retry"
+                results.stored(index, verdict)
             else:
-                rejected += 1
-                status = "rejected"
-            results.append(
-                {
-                    "index": index,
-                    "status": status,
-                    "root_id": None,
-                    "error": {"code": error, "message": error.message, "details": []},
-                }
-            )
-        if accepted:
-            self.metrics.events_accepted.inc(accepted)
-        for code, count in dead_lettered.items():
-            self.metrics.dead_lettered(code, count)
-        if retry:
+                self.metrics.failed(error)
+                results.not_stored(index, error)
+        if results.accepted:
+            self.metrics.events_accepted.inc(results.accepted)
+        for problem, count in results.dead_lettered.items():
+            self.metrics.dead_lettered(problem, count)
+        if results.retry:
             self._note(next(e for e in errors if e is not None and e.retryable))
-        else:
-            self.metrics.kafka_ack_seconds.observe(time.perf_counter() - delivery.started_s)
-        body_out = orjson.dumps(
-            {
-                "status": "retry" if retry else "settled",
-                "accepted": accepted,
-                "rejected": rejected,
-                "retry": retry,
-                "results": results,
-            }
-        )
-        if retry:
-            return Reply(503, body_out, self._retry_headers)
-        return Reply(202, body_out, JSON_HEADERS)
+            return Reply(503, results.body(), self._retry_headers)
+        self.metrics.kafka_ack_seconds.observe(time.perf_counter() - delivery.started_s)
+        return Reply(202, results.body(), JSON_HEADERS)
 
     async def single_rejection(self, rejection: Invalid) -> Reply:
         """Store one dead-letter record, then say what was wrong."""
@@ -358,6 +309,61 @@ class CollectService:
         if self._throttle.allow("exception:" + route):
             log.exception("unexpected error", extra={"route": route})
         return self._problems[Problem.INTERNAL_ERROR]
+
+
+class _BatchResults:
+    """A batch reply's results, element by element, and the counts they add up to."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.results: list[dict[str, Any]] = []
+        self.accepted = self.rejected = self.retry = 0
+        self.dead_lettered: dict[Problem, int] = {}
+        # Details only while the reply stays within budget: never a reply many times the size
+        # of the request (1,000 rejected elements could otherwise say megabytes).
+        self._budget_bytes = budget_bytes
+
+    def stored(self, index: int, verdict: Verdict) -> None:
+        """Kafka has it: accepted on the raw topic, or rejected on the dead-letter topic."""
+        if type(verdict) is Valid:
+            self.accepted += 1
+            self.results.append({"index": index, "status": "accepted", "root_id": verdict.root_id})
+            return
+        assert type(verdict) is Invalid
+        self.rejected += 1
+        self.dead_lettered[verdict.problem] = self.dead_lettered.get(verdict.problem, 0) + 1
+        said = _error(verdict)
+        self._budget_bytes -= len(orjson.dumps(said))
+        if self._budget_bytes < 0:
+            said = {"code": verdict.problem, "message": "", "details": []}
+        result = {"index": index, "status": "rejected", "root_id": verdict.root_id, "error": said}
+        self.results.append(result)
+
+    def not_stored(self, index: int, error: Problem) -> None:
+        """Kafka did not take it: to send again when `error` is retryable, else final."""
+        if error.retryable:
+            self.retry += 1
+        else:
+            self.rejected += 1
+        self.results.append(
+            {
+                "index": index,
+                "status": error.reply_status,
+                "root_id": None,
+                "error": {"code": error, "message": error.message, "details": []},
+            }
+        )
+
+    def body(self) -> bytes:
+        """The reply's body: `retry` when anything must be sent again, else `settled`."""
+        return orjson.dumps(
+            {
+                "status": "retry" if self.retry else "settled",
+                "accepted": self.accepted,
+                "rejected": self.rejected,
+                "retry": self.retry,
+                "results": self.results,
+            }
+        )
 
 
 def _error(rejection: Invalid) -> dict[str, Any]:
