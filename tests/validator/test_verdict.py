@@ -125,9 +125,17 @@ def test_a_dead_letter_holds_its_raw_record_as_it_fits(
     raw: bytes, room: int | None, field: str
 ) -> None:
     verdict = dead_letter(
-        b"k" * 100, raw, None, SOURCE, Problem.RECORD_TOO_LARGE, "too large", [],
-        validator_id="validator-0", now_text=NOW, max_bytes=room,
-    )  # fmt: skip
+        b"k" * 100,
+        raw,
+        None,
+        SOURCE,
+        Problem.RECORD_TOO_LARGE,
+        "too large",
+        [],
+        validator_id="validator-0",
+        now_text=NOW,
+        max_bytes=room,
+    )
     record = orjson.loads(verdict.value)
     assert field in record
     assert {"raw", "raw_base64", "raw_bytes"} & set(record) == {field}
