@@ -24,9 +24,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 # The metrics label of a request that matched no declared route (keeps label values bounded).
 UNMATCHED = "other"
-_NOT_POST = Reply(405, b'{"detail":"Method Not Allowed"}', [
-    (b"content-type", b"application/json"), (b"allow", b"POST"),
-])  # fmt: skip
+# As FastAPI answers a method a route does not take.
+_ONLY_POST = [(b"content-type", b"application/json"), (b"allow", b"POST")]
+_NOT_POST = Reply(405, b'{"detail":"Method Not Allowed"}', _ONLY_POST)
 
 
 async def send_reply(send: Send, reply: Reply) -> None:
