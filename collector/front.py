@@ -1,11 +1,10 @@
 """The ASGI app: POSTs to the collect routes answered directly, everything else by FastAPI.
 
-FastAPI's own routing, dependency solving, Request and Response objects would cap a collect
-request at a FastAPI "hello" endpoint's rate; skipping them, the collector answers single events
-(sent to Kafka) faster than that ceiling answers nothing (bench/results.md has the figure). The
-fast path is one dict lookup, `CollectService.respond` and two `send` calls. FastAPI only
-describes the collect routes (collector.api); this is the one place that serves them, and the one
-place that turns an unexpected exception into a 503.
+FastAPI's own routing, dependency solving, Request and Response objects would cost every collect
+request what a FastAPI "hello" endpoint costs; skipping them, the collect path is one dict lookup,
+`CollectService.respond` and two `send` calls (bench/results.md sets single events against that
+ceiling). FastAPI only describes the collect routes (collector.api); this is the one place that
+serves them, and the one place that turns an unexpected exception into a 503.
 """
 
 from __future__ import annotations
