@@ -210,9 +210,19 @@ def open_loop(
 ) -> dict[str, Any]:
     """Requests sent on a fixed schedule; latency from the scheduled time (see openloop/main.go)."""
     cmd = [
-        "taskset", "-c", cpu_list(cpus), str(ensure_openloop()), "-url", url, "-body", str(body),
-        "-rate", f"{rate_per_s:g}", "-duration", f"{duration_s:g}s",
-    ]  # fmt: skip
+        "taskset",
+        "-c",
+        cpu_list(cpus),
+        str(ensure_openloop()),
+        "-url",
+        url,
+        "-body",
+        str(body),
+        "-rate",
+        f"{rate_per_s:g}",
+        "-duration",
+        f"{duration_s:g}s",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration_s + 60)
     result: dict[str, Any] = json.loads(out.stdout)
     return result

@@ -31,8 +31,15 @@ def closed_loop(
     """wrk on every target, round-robin so that a noisy moment hits each of them alike."""
     for target in targets:
         check_answers(target)
-        load.wrk(target.url, target.body, plan.warmup_s, target.server.pid, cpus,
-                 target.connections, target.encoding)  # fmt: skip
+        load.wrk(
+            target.url,
+            target.body,
+            plan.warmup_s,
+            target.server.pid,
+            cpus,
+            target.connections,
+            target.encoding,
+        )
     for run in range(plan.runs):
         for target in targets:
             result = load.wrk(
@@ -91,11 +98,23 @@ def profile(plan: Plan, target: Target, results: Results) -> None:
     """py-spy on the server while wrk keeps it busy: where its CPU goes."""
     out = WORK / f"profile-{target.key}.txt"
     wrk = ManagedProcess(
-        ["taskset", "-c", procs.cpu_list(LOAD_CPUS), load.ensure_wrk(), "-t1", "-c32",
-         f"-d{plan.profile_s + 2:g}s", "-s", str(load.LUA), target.url],
-        "wrk", env={**os.environ, "BENCH_BODY": str(target.body)},
-        log_path=WORK / f"wrk-profile-{target.key}.log", own_session=False,
-    )  # fmt: skip
+        [
+            "taskset",
+            "-c",
+            procs.cpu_list(LOAD_CPUS),
+            load.ensure_wrk(),
+            "-t1",
+            "-c32",
+            f"-d{plan.profile_s + 2:g}s",
+            "-s",
+            str(load.LUA),
+            target.url,
+        ],
+        "wrk",
+        env={**os.environ, "BENCH_BODY": str(target.body)},
+        log_path=WORK / f"wrk-profile-{target.key}.log",
+        own_session=False,
+    )
     wrk.spawn()
     try:
         time.sleep(0.5)

@@ -12,9 +12,18 @@ from pathlib import Path
 from devstack.kafka import KAFKA_VERSION
 
 LIBRARIES = (
-    "uvicorn", "uvloop", "httptools", "fastapi", "starlette", "pydantic", "orjson",
-    "confluent-kafka", "pyarrow", "pandas", "httpx",
-)  # fmt: skip
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "fastapi",
+    "starlette",
+    "pydantic",
+    "orjson",
+    "confluent-kafka",
+    "pyarrow",
+    "pandas",
+    "httpx",
+)
 
 
 def _cpu_model() -> str:

@@ -176,10 +176,23 @@ class Server:
 def uvicorn_app(name: str, app: str, extra: list[str] | None = None) -> Server:
     """An ASGI app served as the collector is: one uvicorn worker with uvloop and httptools."""
     argv = [
-        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "{port}",
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
         *(extra or []),
-    ]  # fmt: skip
+    ]
     return Server(name, argv)
 
 
@@ -194,10 +207,21 @@ def py_spy(pid: int, duration_s: float, out: Path) -> list[FunctionTime]:
     """Sample `pid` (and its worker processes) with py-spy; the functions that took the most."""
     py_spy_bin = Path(sys.executable).with_name("py-spy")
     cmd = [
-        str(py_spy_bin), "record", "--pid", str(pid), "--subprocesses", "--rate", "250",
-        "--duration", str(max(1, round(duration_s))), "--format", "raw", "--output", str(out),
+        str(py_spy_bin),
+        "record",
+        "--pid",
+        str(pid),
+        "--subprocesses",
+        "--rate",
+        "250",
+        "--duration",
+        str(max(1, round(duration_s))),
+        "--format",
+        "raw",
+        "--output",
+        str(out),
         "--nonblocking",
-    ]  # fmt: skip
+    ]
     subprocess.run(cmd, capture_output=True, check=True, timeout=duration_s + 60)
     return summarise_stacks(out.read_text())
 

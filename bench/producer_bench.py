@@ -102,10 +102,22 @@ def _timestamp_sample(bodies: list[bytes]) -> str:
 def make_sample(out_dir: Path, rows: int) -> Path:
     """The January sample file with `rows` rows, written by `python -m producer sample`."""
     subprocess.run(
-        [sys.executable, "-m", "producer", "sample", str(out_dir), "--rows", str(rows),
-         "--months", "2023-01"],
-        check=True, cwd=ROOT, capture_output=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "producer",
+            "sample",
+            str(out_dir),
+            "--rows",
+            str(rows),
+            "--months",
+            "2023-01",
+        ],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=600,
+    )
     return out_dir / "yellow_tripdata_2023-01.parquet"
 
 
@@ -125,9 +137,18 @@ def replay_command(
     path: Path, sink_url: str, rate_per_s: float, batch_size: int, max_records: int | None = None
 ) -> list[str]:
     cmd = [
-        sys.executable, "-m", "producer", "replay", str(path), "--collector-url", sink_url,
-        "--rate", f"{rate_per_s:g}", "--batch-size", str(batch_size),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "producer",
+        "replay",
+        str(path),
+        "--collector-url",
+        sink_url,
+        "--rate",
+        f"{rate_per_s:g}",
+        "--batch-size",
+        str(batch_size),
+    ]
     if max_records is not None:
         cmd += ["--max-records", str(max_records)]
     return cmd

@@ -94,8 +94,16 @@ def _closed_loop_section(results: Results) -> list[str]:
         f"CPU {cpu_list(LOAD_CPUS)} busy | non-2xx |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for key in ("bare", "hello", "tutorial", "ours_single", "ours_batch", "ours_single_gzip",
-                "ours_batch_gzip", "ours_single_c128"):  # fmt: skip
+    for key in (
+        "bare",
+        "hello",
+        "tutorial",
+        "ours_single",
+        "ours_batch",
+        "ours_single_gzip",
+        "ours_batch_gzip",
+        "ours_single_c128",
+    ):
         row = results.closed.get(key)
         if not row:
             continue
@@ -174,8 +182,10 @@ def _machine_section(results: Results) -> list[str]:
     lines.append(f"| load average at end | {results.load_after} |")
     if results.errors:
         lines += ["", "## Not measured in this run", ""]
-        lines += [f"- `{e.splitlines()[0]}`" + "".join(f"<br>`{x}`" for x in e.splitlines()[1:])
-                  for e in results.errors]  # fmt: skip
+        lines += [
+            f"- `{e.splitlines()[0]}`" + "".join(f"<br>`{x}`" for x in e.splitlines()[1:])
+            for e in results.errors
+        ]
     return lines
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from bench.soak_report import write_report
 from devstack.balancer import Backend, Balancer
 from devstack.collector import CollectorProcess
+from devstack.demo.data import sample_files
 from devstack.kafka import FAST_FAILOVER, Cluster, read_topic
 from devstack.proc import ROOT, ManagedProcess, free_port, rss_bytes
 from devstack.reporting import say
@@ -31,16 +32,6 @@ from devstack.reporting import say
 OUT_DIR = ROOT / "bench"
 WORK_DIR = ROOT / ".cache" / "soak"
 RAW, DEAD_LETTER = "soak-raw", "soak-dlq"
-
-
-def sample_files(rows: int) -> list[str]:
-    say(f"making three sample files of {rows} rows", stamp=True)
-    subprocess.run(
-        [sys.executable, "-m", "producer", "sample", "--out-dir", str(WORK_DIR / "data"),
-         "--rows", str(rows)],
-        cwd=ROOT, check=True, capture_output=True,
-    )  # fmt: skip
-    return sorted(str(p) for p in (WORK_DIR / "data").glob("*.parquet"))
 
 
 @dataclass
@@ -98,11 +89,22 @@ class Soak:
         assert self.balancer is not None
         port = free_port()
         self.recorder = ManagedProcess(
-            [sys.executable, "-m", "tests.e2e.recorder", "--upstream", self.balancer.url,
-             "--port", str(port), "--out", str(self.answers_file)],
-            "the recording proxy", log_path=WORK_DIR / "recorder.log", own_session=False,
+            [
+                sys.executable,
+                "-m",
+                "tests.e2e.recorder",
+                "--upstream",
+                self.balancer.url,
+                "--port",
+                str(port),
+                "--out",
+                str(self.answers_file),
+            ],
+            "the recording proxy",
+            log_path=WORK_DIR / "recorder.log",
+            own_session=False,
             die_with_parent=False,
-        )  # fmt: skip
+        )
         self.recorder.spawn()
         time.sleep(3)
         return f"http://127.0.0.1:{port}"
@@ -116,14 +118,34 @@ class Soak:
         self.started = time.time()
         for i, file in enumerate(files):
             command = [
-                sys.executable, "-m", "producer", "replay", file, "--collector-url", url,
-                "--rate", f"{self.rate_per_s / 3:g}", "--max-attempts", "1000",
-                "--max-retry-s", "300", "--backoff-cap-s", "2", "--progress-interval-s", "10",
-            ]  # fmt: skip
+                sys.executable,
+                "-m",
+                "producer",
+                "replay",
+                file,
+                "--collector-url",
+                url,
+                "--rate",
+                f"{self.rate_per_s / 3:g}",
+                "--max-attempts",
+                "1000",
+                "--max-retry-s",
+                "300",
+                "--backoff-cap-s",
+                "2",
+                "--progress-interval-s",
+                "10",
+            ]
             log = WORK_DIR / f"producer-{i + 1}.log"
             log.unlink(missing_ok=True)
-            producer = ManagedProcess(command, f"producer {i + 1}", log_path=log, capture=True,
-                                      own_session=False, die_with_parent=False)  # fmt: skip
+            producer = ManagedProcess(
+                command,
+                f"producer {i + 1}",
+                log_path=log,
+                capture=True,
+                own_session=False,
+                die_with_parent=False,
+            )
             producer.spawn()
             self.producers.append(producer)
 
@@ -167,9 +189,13 @@ class Soak:
         replica.wait_for("/readyz", timeout_s=120)
         self.cluster.wait_in_sync([RAW, DEAD_LETTER], timeout_s=300)
         self.restarts.append(
-            {"t": at, "broker": broker.node_id, "replica": replica.collector_id,
-             "back_after_s": round(time.time() - self.started - at, 1)}
-        )  # fmt: skip
+            {
+                "t": at,
+                "broker": broker.node_id,
+                "replica": replica.collector_id,
+                "back_after_s": round(time.time() - self.started - at, 1),
+            }
+        )
 
     def finish_producers(self) -> list[dict[str, Any]]:
         """Time is up: each producer stops reading, finishes what is in flight and reports; what
@@ -187,12 +213,28 @@ class Soak:
         reports = []
         for file, summary in zip(files, summaries, strict=True):
             reconcile = subprocess.run(
-                [sys.executable, "-m", "producer", "reconcile", file,
-                 "--bootstrap-servers", self.cluster.bootstrap_servers,
-                 "--raw-topic", RAW, "--dead-letter-topic", DEAD_LETTER,
-                 "--max-records", str(summary["records"]), "--read-timeout-s", "300"],
-                cwd=ROOT, capture_output=True, text=True, check=False,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "producer",
+                    "reconcile",
+                    file,
+                    "--bootstrap-servers",
+                    self.cluster.bootstrap_servers,
+                    "--raw-topic",
+                    RAW,
+                    "--dead-letter-topic",
+                    DEAD_LETTER,
+                    "--max-records",
+                    str(summary["records"]),
+                    "--read-timeout-s",
+                    "300",
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             reports.append(json.loads(reconcile.stdout.strip().splitlines()[-1]))
         keys = ("expected", "raw", "dead_letter", "missing", "duplicates", "unexpected")
         return {k: sum(r[k] for r in reports) for k in keys}
@@ -241,7 +283,7 @@ def run(minutes: float, rate_per_s: float, every_s: float) -> dict[str, Any]:
     WORK_DIR.mkdir(parents=True)
     # Enough rows for the whole time at the asked rate; the replay is stopped when time is up.
     duration_s = minutes * 60
-    files = sample_files(int(rate_per_s * duration_s / 3 * 1.2) + 100)
+    files = sample_files(WORK_DIR / "data", int(rate_per_s * duration_s / 3 * 1.2) + 100)
     soak = Soak(minutes, rate_per_s, every_s)
     try:
         soak.start_stack()

@@ -115,8 +115,8 @@ def loop_judge(records: int) -> dict[str, float]:
 
 
 def loop_alo(bootstrap: str, topic: str, records: int, out: str, dlq: str) -> dict[str, float]:
+    from console.timestamps import rfc3339_at
     from validator.contracts import Registry
-    from validator.loop import utc_text
     from validator.settings import DEFAULT_CONTRACTS_DIR
     from validator.verdict import Invalid, Source, judge
 
@@ -132,7 +132,7 @@ def loop_alo(bootstrap: str, topic: str, records: int, out: str, dlq: str) -> di
             continue
         if not first:
             first = time.perf_counter()
-        now_text = utc_text(time.time())
+        now_text = rfc3339_at(time.time())
         for m in batch:
             v = judge(m.key(), m.value(), Source(topic, m.partition() or 0, m.offset() or 0, 0),
                       registry=registry, validator_id="bench", now_text=now_text)  # fmt: skip

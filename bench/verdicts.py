@@ -65,8 +65,10 @@ def scale_verdicts(results: Results) -> list[Verdict]:
 def collector_verdicts(results: Results) -> list[Verdict]:
     out = []
     ours = events_per_s(results, "ours_single")
-    for base, key, need in (("the tutorial collector", "tutorial", 2.0),
-                            ("the FastAPI-hello ceiling", "hello", 1.0)):  # fmt: skip
+    for base, key, need in (
+        ("the tutorial collector", "tutorial", 2.0),
+        ("the FastAPI-hello ceiling", "hello", 1.0),
+    ):
         found = ratio(ours, events_per_s(results, key))
         out.append(
             Verdict(

@@ -1,21 +1,22 @@
 """The documented API: FastAPI for the OpenAPI document, docs, probes, metrics and identity.
 
-The collect routes are declared here for the document; their handling is the same
-`CollectEndpoint` the fast path calls, so both front ends behave alike by construction.
+The collect routes are served by `collector.front.CollectorApp` alone; here they are only
+described, so the OpenAPI document has them without FastAPI having a second way to run them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from collector import __version__, docs, examples
-from collector.front import CollectEndpoint, Scope, Send
 from collector.problems import Problem
 from collector.routes import (
     COLLECT,
@@ -39,7 +40,7 @@ from collector.schemas import (
     ProblemReply,
     RejectedReply,
 )
-from collector.service import CollectService, Receive
+from collector.service import CollectService
 from collector.settings import Settings
 
 _DESCRIPTION = """
@@ -72,24 +73,6 @@ def problem_rows() -> str:
         f"| {'yes' if p.dead_lettered else 'no'} | {p.message} |"
         for p in Problem
     )
-
-
-class _Asgi(Response):
-    """Hands the request to a bare ASGI app: FastAPI documents the route, the app answers."""
-
-    def __init__(self, app: CollectEndpoint) -> None:
-        self.app = app
-        self.background = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
-
-
-def _documented(endpoint: CollectEndpoint) -> Callable[[], Awaitable[Response]]:
-    async def collect() -> Response:
-        return _Asgi(endpoint)
-
-    return collect
 
 
 def _openapi_body(schema: dict[str, Any], examples: dict[str, Any]) -> dict[str, Any]:
@@ -199,10 +182,51 @@ def _collect_docs(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
+def _collect_routes(settings: Settings, paths: Sequence[str]) -> list[APIRoute]:
+    """The collect routes as FastAPI would document them; never mounted, so never run."""
+    described = _collect_docs(settings)
+    return [
+        APIRoute(
+            path,
+            _not_mounted,
+            methods=["POST"],
+            status_code=202,
+            response_model=None,
+            **described[path],  # a collect route without documentation fails at start-up
+        )
+        for path in paths
+    ]
+
+
+async def _not_mounted() -> None:
+    """The endpoint of a route that only the OpenAPI document sees."""
+    raise NotImplementedError
+
+
+def _describing(api: FastAPI, routes: Sequence[APIRoute]) -> Callable[[], dict[str, Any]]:
+    """`api.openapi` with `routes` described first (after FastAPI builds or rebuilds it)."""
+    framework_openapi = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = framework_openapi()
+        if routes and routes[0].path not in document["paths"]:
+            own = get_openapi(title=api.title, version=api.version, routes=routes)
+            document["paths"] = {**own["paths"], **document["paths"]}
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(own.get("components", {}).get("schemas", {}))
+        return document
+
+    return openapi
+
+
+async def _pass_on(_request: Request, exc: Exception) -> Response:
+    raise exc
+
+
 def build_api(
     settings: Settings,
     service: CollectService,
-    endpoints: Mapping[str, CollectEndpoint],
+    collect_paths: Sequence[str],
     lifespan: Any,
 ) -> FastAPI:
     """The FastAPI app: docs, probes, metrics, identity, and the collect routes' documentation."""
@@ -215,27 +239,11 @@ def build_api(
         openapi_url=OPENAPI,
         lifespan=lifespan,
     )
-    docs.install(api, protected_paths=tuple(endpoints), api_keys=bool(settings.api_keys))
-
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        reply = service.unexpected(request.url.path)
-        headers = {name.decode(): value.decode() for name, value in reply.headers}
-        return Response(reply.body, status_code=reply.status, headers=headers)
-
-    # Starlette answers an unhandled exception with this instead of a 500 (then re-raises it for
-    # the server, which `Front` catches).
-    api.add_exception_handler(Exception, unexpected)
-
-    collect_docs = _collect_docs(settings)
-    for path, endpoint in endpoints.items():
-        api.add_api_route(
-            path,
-            _documented(endpoint),
-            methods=["POST"],
-            status_code=202,
-            response_model=None,
-            **collect_docs[path],  # a collect route without documentation fails at start-up
-        )
+    api.openapi = _describing(api, _collect_routes(settings, collect_paths))  # type: ignore[method-assign]
+    docs.install(api, protected_paths=collect_paths, api_keys=bool(settings.api_keys))
+    # Without a handler Starlette would answer an exception with a 500 before passing it on; this
+    # one passes it on unanswered, to the app's one catch-all (collector.front).
+    api.add_exception_handler(Exception, _pass_on)
 
     identity = Identity(collector_id=settings.collector_id, version=__version__).model_dump()
 
@@ -257,18 +265,8 @@ def build_api(
     )
     async def readyz() -> JSONResponse:
         """200 only when Kafka can take writes and the service is not draining; else why not."""
-        kafka = service.sink.ready
-        ready = kafka and not service.draining
-        reason = "draining" if service.draining else service.sink.problem
-        return JSONResponse(
-            {
-                "status": "ready" if ready else "not_ready",
-                "kafka": kafka,
-                "draining": service.draining,
-                **({} if ready or reason is None else {"reason": reason}),
-            },
-            status_code=200 if ready else 503,
-        )
+        readiness = service.readiness()
+        return JSONResponse(readiness, status_code=200 if readiness["status"] == "ready" else 503)
 
     @api.get(METRICS, summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:

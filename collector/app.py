@@ -1,7 +1,8 @@
 """Wiring: settings, sink, metrics and the envelope logic put together into the ASGI app.
 
 Where things live: `problems` (every error code), `service` (the collect logic), `front` (the
-ASGI fast path), `api` (the documented FastAPI app), `routes` (every path).
+ASGI app: the collect routes, the one catch-all), `api` (the documented FastAPI app), `routes`
+(every path).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fastapi import FastAPI
 from collector.api import build_api
 from collector.docs import docs_url
 from collector.envelope import Clock, Enveloper, IdSource, utc_now, uuid7
-from collector.front import CollectEndpoint, Front
+from collector.front import CollectorApp
 from collector.metrics import Metrics
 from collector.routes import collect_handlers
 from collector.service import CollectService
@@ -41,7 +42,7 @@ def create_app(
     *,
     clock: Clock = utc_now,
     new_id: IdSource = uuid7,
-) -> Front:
+) -> CollectorApp:
     """Wire settings, sink, metrics and the envelope logic into the ASGI app."""
     metrics = Metrics(queue_depth=sink.queue_depth, kafka_up=lambda: float(sink.ready))
     enveloper = Enveloper(
@@ -53,11 +54,8 @@ def create_app(
     service = CollectService(settings, sink, metrics, enveloper)
     # The topics' max.message.bytes, read by the sink, bound the body limit (collector.limits).
     sink.watch_limits(service.fit_topics)
-    metrics.ready.set_function(lambda: float(sink.ready and not service.draining))
-    endpoints = {
-        path: CollectEndpoint(path, service, handler)
-        for path, handler in collect_handlers(service).items()
-    }
+    metrics.ready.set_function(lambda: float(service.ready))
+    collect = collect_handlers(service)
 
     @asynccontextmanager
     async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
@@ -83,5 +81,5 @@ def create_app(
             left = await sink.close(settings.drain_timeout_s)
             log.info("collector stopped", extra={"undelivered": left})
 
-    api = build_api(settings, service, endpoints, lifespan)
-    return Front(api, service, endpoints, settings.cors_origins)
+    api = build_api(settings, service, tuple(collect), lifespan)
+    return CollectorApp(api, service, collect, settings.cors_origins)

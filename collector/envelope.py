@@ -27,6 +27,7 @@ from collector.schemas import (
     Event,
 )
 from collector.structure import array_elements, repeats_a_key, too_deep
+from console.timestamps import rfc3339
 
 Clock = Callable[[], datetime]
 IdSource = Callable[[], str]
@@ -55,14 +56,9 @@ def uuid7() -> str:
     return str(uuid_utils.uuid7())
 
 
-def rfc3339(moment: datetime) -> str:
-    """`2026-11-21T14:47:03.123456Z`: RFC 3339, UTC, always microseconds."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
 @dataclass(slots=True)
-class Accepted:
-    """A valid event, wrapped: the record for the raw topic."""
+class Valid:
+    """A valid event, wrapped in its envelope: the record for the raw topic."""
 
     value: bytes
     key: bytes
@@ -71,10 +67,10 @@ class Accepted:
 
 
 @dataclass(slots=True)
-class Rejected:
-    """Input that is not an event: why, and the record for the dead-letter topic."""
+class Invalid:
+    """Input that is not an event: its problem, and the record for the dead-letter topic."""
 
-    code: Problem
+    problem: Problem
     message: str
     details: list[dict[str, Any]]
     value: bytes
@@ -92,7 +88,8 @@ class TooManyEvents:
     limit: int
 
 
-Verdict = Accepted | Rejected
+# What the collector makes of one event's bytes (the validator's verdicts have the same names).
+Verdict = Valid | Invalid
 
 
 def _detail(loc: list[str | int], kind: str, msg: str) -> dict[str, Any]:
@@ -169,7 +166,7 @@ class Enveloper:
         """One request body: an envelope around the event, or a rejection."""
         return self.element(body, rfc3339(self._clock()))
 
-    def batch(self, body: bytes) -> list[Verdict] | Rejected | TooManyEvents:
+    def batch(self, body: bytes) -> list[Verdict] | Invalid | TooManyEvents:
         """A batch body: one outcome per element, or one rejection for the whole body.
 
         Each element is judged on its own bytes, so one that is not JSON, too deep, or anything
@@ -198,19 +195,20 @@ class Enveloper:
                 event = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 return self._unparsable(raw, exc, timestamp, batch_index)
-            return self.parsed(event, timestamp, batch_index, raw)
+            return self.verdict_on(event, timestamp, batch_index, raw)
         except Exception as exc:  # noqa: BLE001 - one event's failure is that event's answer
             detail = _detail([], "unprocessable", f"{type(exc).__name__}: {exc}")
             return self._reject(Problem.UNPROCESSABLE, raw, [detail], timestamp, batch_index)
 
-    def parsed(
+    def verdict_on(
         self,
         event: object,
         timestamp: str,
         batch_index: int | None = None,
         raw: bytes | None = None,
     ) -> Verdict:
-        """A parsed event and its bytes (`raw`, encoded afresh when not given): envelope or not."""
+        """Validate a parsed event and wrap it in its envelope (`raw`: its bytes, encoded afresh
+        when not given), or say what is wrong with it."""
         raw = orjson.dumps(event) if raw is None else raw
         if too_deep(event, raw):
             return self._reject(Problem.TOO_DEEP, raw, [_deeper_than()], timestamp, batch_index)
@@ -226,7 +224,7 @@ class Enveloper:
         # sent (number spellings, escapes, integers beyond 64 bits), and nothing is re-encoded.
         return self._envelope(event, raw, timestamp)
 
-    def _envelope(self, event: dict[str, Any], raw: bytes, timestamp: str) -> Accepted:
+    def _envelope(self, event: dict[str, Any], raw: bytes, timestamp: str) -> Valid:
         """A new object: the event's JSON object bytes with the collector's members appended."""
         root_id = self._new_id()
         value = b"".join(
@@ -243,7 +241,7 @@ class Enveloper:
         )
         return self._accepted(event, value, root_id)
 
-    def _accepted(self, event: dict[str, Any], value: bytes, root_id: str) -> Accepted:
+    def _accepted(self, event: dict[str, Any], value: bytes, root_id: str) -> Valid:
         kind = (event["event_type"], event["schema_version"])
         headers = self._headers.get(kind)
         if headers is None:
@@ -256,7 +254,7 @@ class Enveloper:
                 self._id_header,
             ]
         event_id: str | None = event.get("event_id")
-        return Accepted(value, (event_id or root_id).encode(), headers, root_id)
+        return Valid(value, (event_id or root_id).encode(), headers, root_id)
 
     def _unparsable(
         self,
@@ -264,7 +262,7 @@ class Enveloper:
         exc: orjson.JSONDecodeError,
         timestamp: str,
         batch_index: int | None = None,
-    ) -> Rejected:
+    ) -> Invalid:
         if exc.msg == _DEPTH_EXCEEDED:
             return self._reject(Problem.TOO_DEEP, body, [_deeper_than()], timestamp, batch_index)
         try:
@@ -275,24 +273,24 @@ class Enveloper:
         problem = _detail([], "json_invalid", str(exc))
         return self._reject(Problem.INVALID_JSON, body, [problem], timestamp, batch_index)
 
-    def undecodable(self, body: bytes, coding: str, reason: str) -> Rejected:
+    def undecodable(self, body: bytes, coding: str, reason: str) -> Invalid:
         """A body that does not decode with its declared `Content-Encoding`, kept as received."""
         problem = _detail([], "content_encoding", f"{coding}: {reason}")
         return self._reject(Problem.INVALID_ENCODING, body, [problem], rfc3339(self._clock()))
 
     def _reject(
         self,
-        code: Problem,
+        problem: Problem,
         raw: bytes,
         details: list[dict[str, Any]],
         timestamp: str,
         batch_index: int | None = None,
-    ) -> Rejected:
+    ) -> Invalid:
         root_id = self._new_id()
         details = _capped(details)
         message = (
-            code.message
-            if code is not Problem.INVALID_EVENT
+            problem.message
+            if problem is not Problem.INVALID_EVENT
             else _cut(
                 "not an event: " + "; ".join(f"{_where(d['loc'])}: {d['msg']}" for d in details),
                 _MAX_MESSAGE_CHARS,
@@ -302,18 +300,18 @@ class Enveloper:
             "root_id": root_id,
             "collector_id": self.collector_id,
             "collector_timestamp": timestamp,
-            "error": {"code": code, "message": message, "details": details},
-            **raw_fields(raw, as_bytes=code is Problem.INVALID_ENCODING),
+            "error": {"code": problem, "message": message, "details": details},
+            **raw_fields(raw, as_bytes=problem is Problem.INVALID_ENCODING),
         }
         if batch_index is not None:
             record["batch_index"] = batch_index
-        return Rejected(
-            code=code,
+        return Invalid(
+            problem=problem,
             message=message,
             details=details,
             value=orjson.dumps(record),
             key=root_id.encode(),
-            headers=[("error_code", code.encode()), self._id_header],
+            headers=[("error_code", problem.encode()), self._id_header],
             root_id=root_id,
             batch_index=batch_index,
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from collector.envelope import Enveloper, Rejected
+from collector.envelope import Enveloper, Invalid
 from collector.problems import Problem
 from collector.schemas import NOT_AN_EVENT
 
@@ -41,7 +41,7 @@ _INPUTS: dict[Problem, bytes] = {
 }
 
 
-def _rejection(problem: Problem) -> Rejected | None:
+def _rejection(problem: Problem) -> Invalid | None:
     """What the enveloper makes of an input that is `problem`, where one is known."""
     enveloper = Enveloper(
         "collector-example", clock=lambda: _EXAMPLE_TIME, new_id=lambda: EXAMPLE_ROOT_ID
@@ -53,7 +53,7 @@ def _rejection(problem: Problem) -> Rejected | None:
         made = enveloper.batch(b"[]")
     elif problem is Problem.INVALID_ENCODING:
         made = enveloper.undecodable(b"\x1f\x8b\x08", "gzip", "Compressed file ended early")
-    if isinstance(made, Rejected) and made.code is problem:
+    if isinstance(made, Invalid) and made.problem is problem:
         return made
     return None  # documented from its message alone (tests compare it with the real answer)
 
@@ -68,7 +68,7 @@ def answer(problem: Problem) -> dict[str, Any]:
     if made is None:
         error = {"code": problem.value, "message": problem.message, "details": []}
         return {"status": "rejected", "root_id": EXAMPLE_ROOT_ID, "error": error}
-    error = {"code": made.code.value, "message": made.message, "details": made.details}
+    error = {"code": made.problem.value, "message": made.message, "details": made.details}
     return {"status": "rejected", "root_id": made.root_id, "error": error}
 
 

@@ -1,9 +1,10 @@
-"""The ASGI front: POSTs to the collect routes answered directly, everything else by FastAPI.
+"""The ASGI app: POSTs to the collect routes answered directly, everything else by FastAPI.
 
-FastAPI's own routing, dependency solving, Request and Response objects would cap a collect
-request at a FastAPI "hello" endpoint's rate; skipping them, the collector answers single events at
-about 1.5x that ceiling (bench/results.md). The fast path is one dict lookup,
-`CollectService.respond` and two `send` calls.
+FastAPI's own routing, dependency solving, Request and Response objects would cost every collect
+request what a FastAPI "hello" endpoint costs; skipping them, the collect path is one dict lookup,
+`CollectService.respond` and two `send` calls (bench/results.md sets single events against that
+ceiling). FastAPI only describes the collect routes (collector.api); this is the one place that
+serves them, and the one place that turns an unexpected exception into a 503.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 # The metrics label of a request that matched no declared route (keeps label values bounded).
 UNMATCHED = "other"
+# As FastAPI answers a method a route does not take.
+_ONLY_POST = [(b"content-type", b"application/json"), (b"allow", b"POST")]
+_NOT_POST = Reply(405, b'{"detail":"Method Not Allowed"}', _ONLY_POST)
 
 
 async def send_reply(send: Send, reply: Reply) -> None:
@@ -31,50 +35,20 @@ async def send_reply(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.body", "body": reply.body})
 
 
-class CollectEndpoint:
-    """One collect route as a bare ASGI app: the fast path, and what its documented route runs."""
-
-    __slots__ = ("handler", "route", "service")
-
-    def __init__(self, route: str, service: CollectService, handler: Handler) -> None:
-        self.route = route
-        self.service = service
-        self.handler = handler
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer one request and count it."""
-        service = self.service
-        try:
-            client = scope.get("client")
-            reply = await service.respond(
-                scope["headers"], receive, self.handler, client[0] if client else ""
-            )
-        except Disconnected:
-            service.metrics.request(self.route, 499)  # nginx's "client closed request"
-            return
-        except Exception:  # noqa: BLE001 - the contract: any failure is a 503 to retry, never a 500
-            reply = service.unexpected(self.route)
-        # `send_reply`, inlined: this is the path every event takes.
-        headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode())]
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        await send({"type": "http.response.body", "body": reply.body})
-        service.metrics.request(self.route, reply.status)
-
-
-class Front:
-    """The ASGI app that serves: the collect endpoints by path, the rest through FastAPI (`api`)."""
+class CollectorApp:
+    """Serves the collect routes (`collect`: path -> handler) and hands the rest to `api`."""
 
     def __init__(
         self,
         api: FastAPI,
         service: CollectService,
-        endpoints: Mapping[str, CollectEndpoint],
+        collect: Mapping[str, Handler],
         cors_origins: Iterable[str] = (),
     ) -> None:
         self.api = api
         self.service = service
         self.metrics = service.metrics
-        self._fast = dict(endpoints)
+        self._collect = dict(collect)
         origins = tuple(cors_origins)
         self._entry = cors.allow_origins(self._route, origins) if origins else self._route
 
@@ -83,34 +57,57 @@ class Front:
         await self._entry(scope, receive, send)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Route: POST to a collect path is answered here, the rest goes to FastAPI."""
-        if scope["type"] == "http":
-            endpoint = self._fast.get(scope["path"])
-            if endpoint is not None and scope["method"] == "POST":
-                await endpoint(scope, receive, send)
-            else:
-                await self._framework(scope, receive, send)
+        """A collect route answered here, the rest by FastAPI; any exception becomes a 503."""
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)  # lifespan
             return
-        await self.api(scope, receive, send)  # lifespan
-
-    async def _framework(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = 0
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        path = scope["path"]
+        handler = self._collect.get(path)
         try:
-            await self.api(scope, receive, send_tracked)
+            if handler is None:
+
+                async def send_tracked(message: Message) -> None:
+                    nonlocal status
+                    if message["type"] == "http.response.start":
+                        status = message["status"]
+                    await send(message)
+
+                await self.api(scope, receive, send_tracked)
+            else:
+                reply = await self._collected(scope, receive, handler)
+                if reply is None:
+                    status = 499  # nginx's "client closed request": nothing to send
+                else:
+                    # `send_reply`, inlined: this is the path every event takes.
+                    status = reply.status
+                    length = (b"content-length", str(len(reply.body)).encode())
+                    headers = [*reply.headers, length]
+                    await send(
+                        {"type": "http.response.start", "status": status, "headers": headers}
+                    )
+                    await send({"type": "http.response.body", "body": reply.body})
         except Exception:  # noqa: BLE001 - the contract: any failure is a 503 to retry, never a 500
-            # The api's own handler has answered 503 unless the answer had already begun; the
-            # exception comes back up anyway, and stops here rather than in the server's log.
-            reply = self.service.unexpected(scope["path"])
+            # FastAPI's own handler re-raises (collector.api), so nothing was sent unless the
+            # answer had already begun.
+            reply = self.service.unexpected(path)
             if not status:
                 status = reply.status
                 await send_reply(send, reply)
-        # Starlette leaves the route it matched in the scope: labels are the declared paths.
-        route = scope.get("route")
-        self.metrics.request(route.path if route is not None else UNMATCHED, status)
+        if handler is None:
+            # Starlette leaves the route it matched in the scope: labels are the declared paths.
+            route = scope.get("route")
+            path = route.path if route is not None else UNMATCHED
+        self.metrics.request(path, status)
+
+    async def _collected(self, scope: Scope, receive: Receive, handler: Handler) -> Reply | None:
+        """The answer to a request on a collect route; None when the client went away first."""
+        if scope["method"] != "POST":
+            return _NOT_POST
+        client = scope.get("client")
+        try:
+            return await self.service.respond(
+                scope["headers"], receive, handler, client[0] if client else ""
+            )
+        except Disconnected:
+            return None

@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object per line on stderr, and a throttle for repeated problems."""
+"""Logging set-up: JSON lines on stderr (console.logs), and a throttle for repeated problems."""
 
 from __future__ import annotations
 
@@ -6,36 +6,8 @@ import logging
 import sys
 import threading
 import time
-from typing import Any
 
-import orjson
-
-# Attributes every LogRecord has; anything else came in through `extra=` and is logged as a field.
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
-
-
-class JsonFormatter(logging.Formatter):
-    """`{"ts": ..., "level": ..., "logger": ..., "message": ..., **extra}` on one line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Render one record as a JSON line."""
-        line: dict[str, Any] = {
-            "ts": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD:
-                line[key] = value
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        """RFC 3339 UTC with milliseconds."""
-        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        return f"{seconds}.{int(record.msecs):03d}Z"
+from console.logs import JsonFormatter
 
 
 def configure(level: str = "INFO") -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from collector.encoding import SUPPORTED
+
 
 class Problem(StrEnum):
     """A stable error code; each member carries its status, message and what the client does."""
@@ -81,7 +83,8 @@ class Problem(StrEnum):
     )  # fmt: skip
     UNSUPPORTED_ENCODING = (
         "unsupported_encoding", 415, False, False,
-        "the `Content-Encoding` is none of gzip, deflate, identity; nothing was stored",
+        f"the `Content-Encoding` is none of {', '.join((*SUPPORTED, 'identity'))}; nothing was "
+        "stored",
     )  # fmt: skip
     TOO_MANY_ENCODINGS = (
         "too_many_encodings", 415, False, False,
@@ -133,5 +136,5 @@ class Problem(StrEnum):
 
     @property
     def reply_status(self) -> str:
-        """The `status` word of the reply body: `retry` for 429 and 503, else `rejected`."""
-        return "retry" if self.status in (429, 503) else "rejected"
+        """The `status` word of the reply body: `retry` when sending again may succeed."""
+        return "retry" if self.retryable else "rejected"

@@ -114,7 +114,7 @@ class RejectedReply(BaseModel):
 
 
 class ProblemReply(BaseModel):
-    """401, 413 (`rejected`: nothing stored) or 503 (`retry`: nothing claimed, send it again)."""
+    """`rejected` (401, 413, 415: final, nothing stored) or `retry` (408, 429, 503: send again)."""
 
     status: Literal["rejected", "retry"]
     error: ErrorInfo

@@ -31,7 +31,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from collector import logs
 from collector.app import create_app, kafka_sink
 from collector.connections import MaxConnectionAge
-from collector.front import Front
+from collector.front import CollectorApp
 from collector.problems import Problem
 from collector.routes import HEALTHZ, READYZ
 from collector.settings import Settings, SettingsProblem, load
@@ -239,7 +239,7 @@ class CollectorProtocol(MaxConnectionAge, LimitedProtocol):
     """The protocol served: the limits above, and a maximum connection age."""
 
 
-def protocol(settings: Settings, app: Front) -> Callable[..., CollectorProtocol]:
+def protocol(settings: Settings, app: CollectorApp) -> Callable[..., CollectorProtocol]:
     """The HTTP protocol uvicorn runs for each connection of `app`, with the settings' limits."""
     return functools.partial(
         CollectorProtocol,

@@ -1,8 +1,8 @@
 """The collect service: bodies in, Kafka records out, one reply per request.
 
-Shared by both HTTP front ends (the ASGI fast path and the documented FastAPI routes): the API-key
-and draining gate, the body within its deadline, publishing, per-element batch results, metrics
-and throttled logs. Replies are built here as bytes; tests hold them to `collector.schemas`.
+What `collector.front` runs for each request on a collect route: the API-key and draining gate,
+the body within its deadline, publishing, per-element batch results, metrics and throttled logs.
+Replies are built here as bytes; tests hold them to `collector.schemas`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar
 import orjson
 
 from collector import encoding
-from collector.envelope import Accepted, Enveloper, Rejected, TooManyEvents, Verdict
+from collector.envelope import Enveloper, Invalid, TooManyEvents, Valid, Verdict
 from collector.limits import fit_body_limit
 from collector.logs import Throttle
 from collector.metrics import Metrics
@@ -59,7 +59,7 @@ class Disconnected(Exception):
 
 
 class CollectService:
-    """Bodies in, Kafka records out, one reply per request; shared by both HTTP front ends."""
+    """Bodies in, Kafka records out, one reply per request; readiness and draining held here."""
 
     def __init__(
         self, settings: Settings, sink: Sink, metrics: Metrics, enveloper: Enveloper
@@ -67,6 +67,8 @@ class CollectService:
         self.sink = sink
         self.metrics = metrics
         self.enveloper = enveloper
+        # Set once, on SIGTERM (collector.server) or at shutdown: /readyz says 503, and new
+        # requests are answered 503 `draining`.
         self.draining = False
         self.configured_body_bytes = settings.max_body_bytes
         # What the topics can hold may be less (`fit_topics`); `/metrics` shows the one in force.
@@ -95,6 +97,22 @@ class CollectService:
             if settings.rate_limit_per_s > 0
             else None
         )
+
+    @property
+    def ready(self) -> bool:
+        """Taking events: Kafka can take writes now and this collector is not draining."""
+        return self.sink.ready and not self.draining
+
+    def readiness(self) -> dict[str, Any]:
+        """What /readyz says (`collector.schemas.Health`): ready or not, and why not."""
+        kafka, ready = self.sink.ready, self.ready
+        reason = "draining" if self.draining else self.sink.problem
+        return {
+            "status": "ready" if ready else "not_ready",
+            "kafka": kafka,
+            "draining": self.draining,
+            **({} if ready or reason is None else {"reason": reason}),
+        }
 
     def _problem(self, problem: Problem) -> Reply:
         body = orjson.dumps(
@@ -218,96 +236,47 @@ class CollectService:
 
     async def single(self, body: bytes) -> Reply:
         """One event: 202 once Kafka has it, 400/422 once its dead-letter record is stored."""
-        outcome = await off_loop(len(body), self.enveloper.event, body)
-        delivery = self.sink.publish((self._record(outcome),), self._ack_timeout_s)
+        verdict = await off_loop(len(body), self.enveloper.event, body)
+        delivery = self.sink.publish((self._record(verdict),), self._ack_timeout_s)
         error = (await delivery.future)[0]
         if error is not None:
             return self._not_stored(error)
         self.metrics.kafka_ack_seconds.observe(time.perf_counter() - delivery.started_s)
-        if type(outcome) is Accepted:
+        if type(verdict) is Valid:
             self.metrics.events_accepted.inc()
-            return Reply(202, _ACCEPTED_PREFIX + outcome.root_id.encode() + b'"}', JSON_HEADERS)
-        assert type(outcome) is Rejected
-        return self._rejected(outcome)
+            return Reply(202, _ACCEPTED_PREFIX + verdict.root_id.encode() + b'"}', JSON_HEADERS)
+        assert type(verdict) is Invalid
+        return self._rejected(verdict)
 
     async def batch(self, body: bytes) -> Reply:
         """A JSON array: one result per element; 202 if all settled, 503 if any must be resent."""
-        outcomes = await off_loop(len(body), self.enveloper.batch, body)
-        if type(outcomes) is TooManyEvents:
+        verdicts = await off_loop(len(body), self.enveloper.batch, body)
+        if type(verdicts) is TooManyEvents:
             return self._problems[Problem.BATCH_TOO_LARGE]
-        if type(outcomes) is Rejected:
-            return await self.single_rejection(outcomes)
-        assert isinstance(outcomes, list)
-        records = [self._record(outcome) for outcome in outcomes]
+        if type(verdicts) is Invalid:
+            return await self.single_rejection(verdicts)
+        assert isinstance(verdicts, list)
+        records = [self._record(verdict) for verdict in verdicts]
         delivery = self.sink.publish(records, self._ack_timeout_s)
         errors = await delivery.future
-        results: list[dict[str, Any]] = []
-        accepted = rejected = retry = 0
-        budget = max(MIN_REPLY_BUDGET_BYTES, len(body))
-        dead_lettered: dict[Problem, int] = {}
-        for index, (outcome, error) in enumerate(zip(outcomes, errors, strict=True)):
+        results = _BatchResults(budget_bytes=max(MIN_REPLY_BUDGET_BYTES, len(body)))
+        for index, (verdict, error) in enumerate(zip(verdicts, errors, strict=True)):
             if error is None:
-                if type(outcome) is Accepted:
-                    accepted += 1
-                    results.append(
-                        {"index": index, "status": "accepted", "root_id": outcome.root_id}
-                    )
-                    continue
-                assert type(outcome) is Rejected
-                rejected += 1
-                dead_lettered[outcome.code] = dead_lettered.get(outcome.code, 0) + 1
-                said_error = _error(outcome)
-                # Details only while the reply stays within budget: never a reply many times
-                # the size of the request (1,000 rejected elements could otherwise say megabytes).
-                budget -= len(orjson.dumps(said_error))
-                if budget < 0:
-                    said_error = {"code": outcome.code, "message": "", "details": []}
-                results.append(
-                    {
-                        "index": index,
-                        "status": "rejected",
-                        "root_id": outcome.root_id,
-                        "error": said_error,
-                    }
-                )
-                continue
-            self.metrics.failed(error)
-            if error.retryable:
-                retry += 1
-                status = "retry"
+                results.stored(index, verdict)
             else:
-                rejected += 1
-                status = "rejected"
-            results.append(
-                {
-                    "index": index,
-                    "status": status,
-                    "root_id": None,
-                    "error": {"code": error, "message": error.message, "details": []},
-                }
-            )
-        if accepted:
-            self.metrics.events_accepted.inc(accepted)
-        for code, count in dead_lettered.items():
-            self.metrics.dead_lettered(code, count)
-        if retry:
+                self.metrics.failed(error)
+                results.not_stored(index, error)
+        if results.accepted:
+            self.metrics.events_accepted.inc(results.accepted)
+        for problem, count in results.dead_lettered.items():
+            self.metrics.dead_lettered(problem, count)
+        if results.retry:
             self._note(next(e for e in errors if e is not None and e.retryable))
-        else:
-            self.metrics.kafka_ack_seconds.observe(time.perf_counter() - delivery.started_s)
-        body_out = orjson.dumps(
-            {
-                "status": "retry" if retry else "settled",
-                "accepted": accepted,
-                "rejected": rejected,
-                "retry": retry,
-                "results": results,
-            }
-        )
-        if retry:
-            return Reply(503, body_out, self._retry_headers)
-        return Reply(202, body_out, JSON_HEADERS)
+            return Reply(503, results.body(), self._retry_headers)
+        self.metrics.kafka_ack_seconds.observe(time.perf_counter() - delivery.started_s)
+        return Reply(202, results.body(), JSON_HEADERS)
 
-    async def single_rejection(self, rejection: Rejected) -> Reply:
+    async def single_rejection(self, rejection: Invalid) -> Reply:
         """Store one dead-letter record, then say what was wrong."""
         delivery = self.sink.publish((self._record(rejection),), self._ack_timeout_s)
         error = (await delivery.future)[0]
@@ -320,16 +289,16 @@ class CollectService:
         self._note(error)
         return self._problems[error]
 
-    def _rejected(self, rejection: Rejected) -> Reply:
-        self.metrics.dead_lettered(rejection.code)
+    def _rejected(self, rejection: Invalid) -> Reply:
+        self.metrics.dead_lettered(rejection.problem)
         body = orjson.dumps(
             {"status": "rejected", "root_id": rejection.root_id, "error": _error(rejection)}
         )
-        return Reply(rejection.code.status, body, JSON_HEADERS)
+        return Reply(rejection.problem.status, body, JSON_HEADERS)
 
-    def _record(self, outcome: Verdict) -> Record:
-        topic = self._raw_topic if type(outcome) is Accepted else self._dead_letter_topic
-        return Record(topic, outcome.value, outcome.key, outcome.headers)
+    def _record(self, verdict: Verdict) -> Record:
+        topic = self._raw_topic if type(verdict) is Valid else self._dead_letter_topic
+        return Record(topic, verdict.value, verdict.key, verdict.headers)
 
     def _note(self, error: Problem) -> None:
         if self._throttle.allow(error):
@@ -342,8 +311,63 @@ class CollectService:
         return self._problems[Problem.INTERNAL_ERROR]
 
 
-def _error(rejection: Rejected) -> dict[str, Any]:
-    return {"code": rejection.code, "message": rejection.message, "details": rejection.details}
+class _BatchResults:
+    """A batch reply's results, element by element, and the counts they add up to."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.results: list[dict[str, Any]] = []
+        self.accepted = self.rejected = self.retry = 0
+        self.dead_lettered: dict[Problem, int] = {}
+        # Details only while the reply stays within budget: never a reply many times the size
+        # of the request (1,000 rejected elements could otherwise say megabytes).
+        self._budget_bytes = budget_bytes
+
+    def stored(self, index: int, verdict: Verdict) -> None:
+        """Kafka has it: accepted on the raw topic, or rejected on the dead-letter topic."""
+        if type(verdict) is Valid:
+            self.accepted += 1
+            self.results.append({"index": index, "status": "accepted", "root_id": verdict.root_id})
+            return
+        assert type(verdict) is Invalid
+        self.rejected += 1
+        self.dead_lettered[verdict.problem] = self.dead_lettered.get(verdict.problem, 0) + 1
+        said = _error(verdict)
+        self._budget_bytes -= len(orjson.dumps(said))
+        if self._budget_bytes < 0:
+            said = {"code": verdict.problem, "message": "", "details": []}
+        result = {"index": index, "status": "rejected", "root_id": verdict.root_id, "error": said}
+        self.results.append(result)
+
+    def not_stored(self, index: int, error: Problem) -> None:
+        """Kafka did not take it: to send again when `error` is retryable, else final."""
+        if error.retryable:
+            self.retry += 1
+        else:
+            self.rejected += 1
+        self.results.append(
+            {
+                "index": index,
+                "status": error.reply_status,
+                "root_id": None,
+                "error": {"code": error, "message": error.message, "details": []},
+            }
+        )
+
+    def body(self) -> bytes:
+        """The reply's body: `retry` when anything must be sent again, else `settled`."""
+        return orjson.dumps(
+            {
+                "status": "retry" if self.retry else "settled",
+                "accepted": self.accepted,
+                "rejected": self.rejected,
+                "retry": self.retry,
+                "results": self.results,
+            }
+        )
+
+
+def _error(rejection: Invalid) -> dict[str, Any]:
+    return {"code": rejection.problem, "message": rejection.message, "details": rejection.details}
 
 
 async def off_loop(size: int, work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:

@@ -1,1 +1,2 @@
-"""What the command-line tools share: settings as flags and help text, plain-text tables."""
+"""What the images share: settings as flags and help text, plain-text tables, JSON log lines and
+the one text form of a timestamp."""

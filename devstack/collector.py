@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import ClassVar
 
-from devstack.proc import ManagedProcess, free_port
 from devstack.service import LocalService
 
 
@@ -17,36 +14,15 @@ class CollectorProcess(LocalService):
 
     module: ClassVar[str] = "collector"
 
-    bootstrap_servers: str
-    raw_topic: str = "raw-events"
     dead_letter_topic: str = "raw-events-dlq"
     collector_id: str = "collector-0"
-    port: int = 0
-    env: dict[str, str] = field(default_factory=dict)
-    log_path: Path | None = None
-    die_with_parent: bool = True
-    process: ManagedProcess | None = field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
-        if not self.port:
-            self.port = free_port()
-
-    @property
-    def ident(self) -> str:
-        return self.collector_id
-
-    def environment(self) -> dict[str, str]:
+    def settings(self) -> dict[str, str]:
         return {
-            **os.environ,
-            "COLLECTOR_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
-            "COLLECTOR_RAW_TOPIC": self.raw_topic,
-            "COLLECTOR_DEAD_LETTER_TOPIC": self.dead_letter_topic,
-            "COLLECTOR_ID": self.collector_id,
-            "COLLECTOR_HOST": "127.0.0.1",
-            "COLLECTOR_PORT": str(self.port),
+            "DEAD_LETTER_TOPIC": self.dead_letter_topic,
+            "ID": self.collector_id,
             # Local replicas take requests without a key unless a test or the demo sets keys.
-            "COLLECTOR_ALLOW_ANONYMOUS": "true",
-            **self.env,
+            "ALLOW_ANONYMOUS": "true",
         }
 
     def start(self, timeout_s: float = 30.0, wait_ready: bool = True) -> None:

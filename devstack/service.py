@@ -3,13 +3,15 @@ wrappers): `python -m <module>` as a managed process, its port, and its HTTP pro
 
 from __future__ import annotations
 
+import os
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from devstack.proc import ManagedProcess, ProcessExited
+from devstack.proc import ManagedProcess, ProcessExited, free_port
 
 
 def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
@@ -23,21 +25,45 @@ def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
         return 0, b""
 
 
+@dataclass
 class LocalService:
-    """Mixed into a dataclass that has `port`, `log_path`, `die_with_parent` and `process`."""
+    """The base of a service's dataclass: the Kafka cluster and the raw topic, then the service's
+    own settings (positional), then these (by keyword only)."""
 
     module: ClassVar[str]  # run as `python -m <module>`
-    port: int
-    log_path: Path | None
-    die_with_parent: bool
-    process: ManagedProcess | None
+    bootstrap_servers: str
+    raw_topic: str = "raw-events"
+    _: KW_ONLY
+    port: int = 0  # 0: a free port, chosen now
+    env: dict[str, str] = field(default_factory=dict)  # on top of the service's own variables
+    log_path: Path | None = None
+    die_with_parent: bool = True
+    process: ManagedProcess | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            self.port = free_port()
 
     @property
     def ident(self) -> str:
+        """Its `<MODULE>_ID`: what it writes into its records and logs."""
+        return self.settings()["ID"]
+
+    def settings(self) -> dict[str, str]:
+        """Its own settings (beyond Kafka, the raw topic and the address), by the name of the
+        variable after `<MODULE>_`."""
         raise NotImplementedError
 
     def environment(self) -> dict[str, str]:
-        raise NotImplementedError
+        """This environment, its settings as `<MODULE>_*` variables, listening here, then `env`."""
+        prefix = self.module.upper()
+        own = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers, "RAW_TOPIC": self.raw_topic}
+        own |= {**self.settings(), "HOST": "127.0.0.1", "PORT": str(self.port)}
+        return {
+            **os.environ,
+            **{f"{prefix}_{name}": value for name, value in own.items()},
+            **self.env,
+        }
 
     @property
     def url(self) -> str:

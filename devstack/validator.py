@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from devstack.kafka import VALIDATED_TOPICS
-from devstack.proc import ManagedProcess, free_port, wait_until
+from devstack.proc import wait_until
 from devstack.service import LocalService
 
 
@@ -21,40 +19,19 @@ class ValidatorProcess(LocalService):
 
     module: ClassVar[str] = "validator"
 
-    bootstrap_servers: str
-    raw_topic: str = "raw-events"
     validated_topic: str = VALIDATED_TOPICS[0]
     dead_letter_topic: str = VALIDATED_TOPICS[1]
     dedup_topic: str = "validator-dedup-changelog"
     group_id: str = "validator"
     validator_id: str = "validator-0"
-    port: int = 0
-    env: dict[str, str] = field(default_factory=dict)
-    log_path: Path | None = None
-    die_with_parent: bool = True
-    process: ManagedProcess | None = field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
-        if not self.port:
-            self.port = free_port()
-
-    @property
-    def ident(self) -> str:
-        return self.validator_id
-
-    def environment(self) -> dict[str, str]:
+    def settings(self) -> dict[str, str]:
         return {
-            **os.environ,
-            "VALIDATOR_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
-            "VALIDATOR_RAW_TOPIC": self.raw_topic,
-            "VALIDATOR_VALIDATED_TOPIC": self.validated_topic,
-            "VALIDATOR_DEAD_LETTER_TOPIC": self.dead_letter_topic,
-            "VALIDATOR_DEDUP_TOPIC": self.dedup_topic,
-            "VALIDATOR_GROUP_ID": self.group_id,
-            "VALIDATOR_ID": self.validator_id,
-            "VALIDATOR_HOST": "127.0.0.1",
-            "VALIDATOR_PORT": str(self.port),
-            **self.env,
+            "VALIDATED_TOPIC": self.validated_topic,
+            "DEAD_LETTER_TOPIC": self.dead_letter_topic,
+            "DEDUP_TOPIC": self.dedup_topic,
+            "GROUP_ID": self.group_id,
+            "ID": self.validator_id,
         }
 
     def start(self, timeout_s: float = 60.0) -> None:

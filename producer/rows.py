@@ -95,8 +95,9 @@ def _float_parts(array: pa.Array) -> list[pa.Array]:
 
 
 def _timestamp_text(array: pa.Array) -> pa.Array:
-    # A cast writes "2023-01-14 14:41:37.000000" (zoned: in UTC with "Z") ten times faster than
-    # strftime; ISO 8601 then only needs the first space turned into "T".
+    # A cast writes "2023-01-14 14:41:37.000000" (zoned: in UTC with "Z") about 20 times faster
+    # than strftime (a million values: 75 ms against 1.45 s); ISO 8601 then only needs the first
+    # space turned into "T".
     if array.type.tz is not None:
         array = array.cast(pa.timestamp(array.type.unit, tz="UTC"))
     return pc.replace_substring(array.cast(pa.string()), " ", "T", max_replacements=1)

@@ -4,6 +4,7 @@ test session, fresh topics per test."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -147,3 +148,19 @@ def reconcile_topics(
     assert isinstance(summary, dict)
     summary["exit"] = result.returncode
     return summary
+
+
+def run_service(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m <module>` with `env` and none of this environment's `<MODULE>_*` variables, to
+    its end (a service that starts is stopped by the 60 s timeout, failing the test)."""
+    prefix = module.upper() + "_"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

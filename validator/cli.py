@@ -6,37 +6,16 @@ import argparse
 import logging
 import signal
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from console.logs import JsonFormatter
 from console.settings_help import settings_epilog
 from validator import contracts
 from validator.settings import DEFAULT_CONTRACTS_DIR, Settings, problems
-
-# Attributes every LogRecord has; anything else came in through `extra=` and is logged as a field.
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, as the collector logs."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        line.update((k, v) for k, v in record.__dict__.items() if k not in _STANDARD)
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
 
 
 def run_service() -> int:

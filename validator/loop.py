@@ -9,7 +9,6 @@ work in flight. Written on confluent-kafka directly: see docs/validator.md for t
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
@@ -26,6 +25,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from console.timestamps import rfc3339_at
 from kafkaconn.reading import read_to_end
 from kafkaconn.reasons import KafkaUnavailable, ReasonWatch, TopicReadError
 from validator.contracts import Registry
@@ -39,7 +39,7 @@ from validator.sizes import (
     topic_max_bytes,
 )
 from validator.topics import RawTopicMissing, ValidatorError, ensure_dedup_topic, kafka_config
-from validator.verdict import Invalid, Reason, Source, Verdict, dead_letter, judge
+from validator.verdict import Invalid, Problem, Source, Verdict, dead_letter, judge
 
 log = logging.getLogger("validator")
 
@@ -65,11 +65,6 @@ class Counts:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.__dict__.items()}
-
-
-def utc_text(seconds: float) -> str:
-    """RFC 3339, UTC, microseconds, `Z`, as the collector's timestamps."""
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Validator:
@@ -275,10 +270,10 @@ class Validator:
             starts.setdefault(partition, offset)
         try:
             producer.begin_transaction()
-            outcome = self._produce_batch(producer, batch)
+            tally = self._produce_batch(producer, batch)
             offsets = [
                 TopicPartition(self.settings.raw_topic, p, offset + 1)
-                for p, offset in outcome.positions.items()
+                for p, offset in tally.positions.items()
             ]
             committing = time.perf_counter()
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 60)
@@ -307,10 +302,10 @@ class Validator:
         counts = self.counts
         counts.transactions += 1
         counts.consumed += len(batch)
-        counts.validated += outcome.validated
-        counts.dead_letter += outcome.dead_letter
-        counts.duplicates += outcome.duplicates
-        for reason, n in outcome.by_reason.items():
+        counts.validated += tally.validated
+        counts.dead_letter += tally.dead_letter
+        counts.duplicates += tally.duplicates
+        for reason, n in tally.by_reason.items():
             counts.by_reason[reason] = counts.by_reason.get(reason, 0) + n
 
     def _keep_first(self, batch: list[Message], count: int) -> list[Message]:
@@ -363,12 +358,13 @@ class Validator:
         if record_size(verdict.value, verdict.key, headers) <= self._room.get(topic, BATCH_BYTES):
             return topic, verdict, headers
         raw = message.value() or b""
-        reason = verdict.reason if isinstance(verdict, Invalid) else Reason.RECORD_TOO_LARGE
-        kind = "validated" if reason is Reason.RECORD_TOO_LARGE else f"{reason.value} dead-letter"
+        problem = verdict.problem if isinstance(verdict, Invalid) else Problem.RECORD_TOO_LARGE
+        too_large = problem is Problem.RECORD_TOO_LARGE
+        kind = "validated" if too_large else f"{problem.value} dead-letter"
         written = record_size(verdict.value, verdict.key, headers)
         text = f"the {kind} record ({written:,} bytes) is larger than {topic} takes"
         fitted = dead_letter(
-            message.key(), raw, verdict.event_id, source, reason, text, [],
+            message.key(), raw, verdict.event_id, source, problem, text, [],
             validator_id=settings.validator_id, now_text=now_text,
             max_bytes=self._room.get(settings.dead_letter_topic, BATCH_BYTES),
         )  # fmt: skip
@@ -394,7 +390,7 @@ class Validator:
         unwritable = self._unwritable.get((source.partition, source.offset))
         if unwritable is not None:
             return dead_letter(
-                key, value, None, source, Reason.UNWRITABLE,
+                key, value, None, source, Problem.UNWRITABLE,
                 f"its records could not be written: {unwritable}"[:1000], [],
                 validator_id=settings.validator_id, now_text=now_text, max_bytes=0,
             )  # fmt: skip
@@ -406,22 +402,22 @@ class Validator:
         except Exception as exc:  # noqa: BLE001 - one record's failure never stops the stream
             log.warning("record could not be judged", extra={"error": repr(exc)[:500]})
             return dead_letter(
-                key, value, None, source, Reason.UNPROCESSABLE,
+                key, value, None, source, Problem.UNPROCESSABLE,
                 f"{type(exc).__name__}: {exc}"[:1000], [],
                 validator_id=settings.validator_id, now_text=now_text,
                 max_bytes=self._room.get(settings.dead_letter_topic, BATCH_BYTES),
             )  # fmt: skip
 
-    def _produce_batch(self, producer: Producer, batch: list[Message]) -> _Outcome:
+    def _produce_batch(self, producer: Producer, batch: list[Message]) -> _Tally:
         settings = self.settings
-        outcome = _Outcome()
-        now_text = utc_text(self.clock())
+        tally = _Tally()
+        now_text = rfc3339_at(self.clock())
         raw_topic = settings.raw_topic
         # The ids let through, per partition: one changelog record each, not one per id.
         changelog: dict[int, list[tuple[str, int]]] = {}
         for message in batch:
             partition, offset = _where(message)
-            outcome.positions[partition] = offset
+            tally.positions[partition] = offset
             timestamp_ms = message.timestamp()[1]
             if timestamp_ms <= 0:
                 timestamp_ms = int(self.clock() * 1000)
@@ -433,17 +429,17 @@ class Validator:
                 if seen is None:  # a record of a partition never assigned: never expected
                     raise ValidatorError(f"record of unassigned partition {partition}")
                 if not seen.first_time(event_id, timestamp_ms):
-                    outcome.duplicates += 1
+                    tally.duplicates += 1
                     continue
                 changelog.setdefault(partition, []).append((event_id, timestamp_ms))
             topic, verdict, headers = self._fit(verdict, message, source, now_text)
             if isinstance(verdict, Invalid):
-                outcome.dead_letter += 1
-                outcome.by_reason[verdict.reason.value] = (
-                    outcome.by_reason.get(verdict.reason.value, 0) + 1
+                tally.dead_letter += 1
+                tally.by_reason[verdict.problem.value] = (
+                    tally.by_reason.get(verdict.problem.value, 0) + 1
                 )
             else:
-                outcome.validated += 1
+                tally.validated += 1
             _produce(producer, topic, verdict.value, verdict.key, headers)
         for partition, entries in changelog.items():
             newest_ms = max(ts for _, ts in entries)
@@ -451,7 +447,7 @@ class Validator:
             for value in encode_seen(entries, room):
                 _produce(producer, settings.dedup_topic, value, None, None,
                          partition=partition, timestamp_ms=newest_ms)  # fmt: skip
-        return outcome
+        return tally
 
 
 def _where(message: Message) -> tuple[int, int]:
@@ -463,7 +459,9 @@ def _where(message: Message) -> tuple[int, int]:
 
 
 @dataclass
-class _Outcome:
+class _Tally:
+    """What one batch came to: the next offsets to commit and what went where."""
+
     positions: dict[int, int] = field(default_factory=dict)
     validated: int = 0
     dead_letter: int = 0

@@ -63,8 +63,9 @@ def serve(validator: Validator, host: str, port: int) -> ThreadingHTTPServer:
                 self._send(200, b"ok\n", "text/plain")
             elif path == "/readyz":
                 ready = validator.ready.is_set()
-                self._send(200 if ready else 503, b"ready\n" if ready else b"not ready\n",
-                           "text/plain")  # fmt: skip
+                self._send(
+                    200 if ready else 503, b"ready\n" if ready else b"not ready\n", "text/plain"
+                )
             elif path == "/metrics":
                 self._send(200, generate_latest(registry), "text/plain; version=0.0.4")
             else:

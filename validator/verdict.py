@@ -18,8 +18,8 @@ import orjson
 from validator.contracts import Registry
 
 
-class Reason(StrEnum):
-    """The stable reason codes of a dead-letter record."""
+class Problem(StrEnum):
+    """What is wrong with a raw record: the stable codes of its dead-letter record."""
 
     NOT_AN_ENVELOPE = "not_an_envelope"
     UNKNOWN_CONTRACT = "unknown_contract"
@@ -57,7 +57,7 @@ class Invalid:
     key: bytes | None
     value: bytes
     event_id: str | None
-    reason: Reason
+    problem: Problem
 
 
 Verdict = Valid | Invalid
@@ -82,14 +82,14 @@ def judge(
     try:
         envelope = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return dead(None, source, Reason.NOT_AN_ENVELOPE, "not JSON", [])
+        return dead(None, source, Problem.NOT_AN_ENVELOPE, "not JSON", [])
     if not isinstance(envelope, dict):
-        return dead(None, source, Reason.NOT_AN_ENVELOPE, "not a JSON object", [])
+        return dead(None, source, Problem.NOT_AN_ENVELOPE, "not a JSON object", [])
     event_id = envelope.get("event_id")
     event_id = event_id if _text(event_id) else None
     if event_id is not None and len(event_id) > MAX_EVENT_ID_CHARS:
         why = f"event_id over {MAX_EVENT_ID_CHARS} characters"
-        return dead(None, source, Reason.NOT_AN_ENVELOPE, why, [])
+        return dead(None, source, Problem.NOT_AN_ENVELOPE, why, [])
     event_type, version = envelope.get("event_type"), envelope.get("schema_version")
     payload = envelope.get("payload")
     if not (
@@ -100,15 +100,15 @@ def judge(
         and isinstance(payload, dict)
     ):
         why = "event_type, schema_version (strings) and payload (object) are required"
-        return dead(event_id, source, Reason.NOT_AN_ENVELOPE, why, [])
+        return dead(event_id, source, Problem.NOT_AN_ENVELOPE, why, [])
     contract = registry.get(event_type, version)
     if contract is None:
         why = f"no contract {event_type}/{version}"
-        return dead(event_id, source, Reason.UNKNOWN_CONTRACT, why, [])
+        return dead(event_id, source, Problem.UNKNOWN_CONTRACT, why, [])
     problems = contract.problems(payload)
     if problems:
         why = f"the payload breaks {contract.name}"
-        return dead(event_id, source, Reason.INVALID_PAYLOAD, why, problems)
+        return dead(event_id, source, Problem.INVALID_PAYLOAD, why, problems)
     members = _members(contract.name, now_text, validator_id)
     # The envelope stays byte for byte as the collector wrote it: our members are spliced in
     # before its closing brace (cheaper than re-serialising it, and no number is re-spelled).
@@ -131,7 +131,7 @@ def dead_letter(
     raw: bytes,
     event_id: str | None,
     source: Source,
-    reason: Reason,
+    problem: Problem,
     message: str,
     details: list[str],
     *,
@@ -143,7 +143,7 @@ def dead_letter(
     as text, else as base64 when that is smaller and fits, else left out (`raw_bytes` says how
     large it was; `source` says where it still is), and an oversized key is dropped."""
     record: dict[str, Any] = {
-        "error": {"code": reason.value, "message": message, "details": details},
+        "error": {"code": problem.value, "message": message, "details": details},
         "source": {
             "topic": source.topic,
             "partition": source.partition,
@@ -161,9 +161,9 @@ def dead_letter(
     for field, text in _raw_forms(raw):
         value = orjson.dumps({**record, field: text})
         if room is None or len(value) <= room:
-            return Invalid(key, value, event_id, reason)
+            return Invalid(key, value, event_id, problem)
     value = orjson.dumps({**record, "raw_bytes": len(raw)})
-    return Invalid(key, value, event_id, reason)
+    return Invalid(key, value, event_id, problem)
 
 
 def _raw_forms(raw: bytes) -> Iterator[tuple[str, str]]:

@@ -71,10 +71,18 @@ def reconcile(
     """`python -m producer reconcile` of `files` against a raw and a dead-letter topic: its
     closing JSON line, or None (said, with its stderr) when it printed none."""
     command = [
-        sys.executable, "-m", "producer", "reconcile", *files,
-        "--bootstrap-servers", bootstrap_servers,
-        "--raw-topic", topics[0], "--dead-letter-topic", topics[1],
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "producer",
+        "reconcile",
+        *files,
+        "--bootstrap-servers",
+        bootstrap_servers,
+        "--raw-topic",
+        topics[0],
+        "--dead-letter-topic",
+        topics[1],
+    ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     parsed = parse_summary(result.stdout)
     if not parsed:

@@ -48,10 +48,20 @@ def run_producers(
     )
     for index, data in enumerate(files):
         command = [
-            sys.executable, "-m", "producer", "replay", data,
-            "--collector-url", stack.url_for(index), "--rate", f"{rate_per_s:g}",
-            "--batch-size", str(batch_size), "--progress-interval-s", f"{PROGRESS_EVERY_S:g}",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "producer",
+            "replay",
+            data,
+            "--collector-url",
+            stack.url_for(index),
+            "--rate",
+            f"{rate_per_s:g}",
+            "--batch-size",
+            str(batch_size),
+            "--progress-interval-s",
+            f"{PROGRESS_EVERY_S:g}",
+        ]
         producer = ProducerProcess(
             file_stem(data), command, stack.logs / f"producer-{file_stem(data)}.log"
         )
@@ -76,8 +86,10 @@ def progress_line(stack: Stack, elapsed_s: float) -> str:
     except Exception:  # noqa: BLE001 (a progress line never stops the demo)
         on_kafka = "?"
     ready = sum(1 for r in stack.replicas if r.get("/readyz", timeout_s=0.5) == 200)
-    lines = [f"  [{elapsed_s:4.0f}s] on {RAW_TOPIC}: {on_kafka}; replicas ready {ready}/"
-             f"{len(stack.replicas)}"]  # fmt: skip
+    lines = [
+        f"  [{elapsed_s:4.0f}s] on {RAW_TOPIC}: {on_kafka}; replicas ready {ready}/"
+        f"{len(stack.replicas)}"
+    ]
     for producer in stack.producers:
         state = "done" if producer.poll() is not None else "running"
         latest = producer.latest[-110:] or "(starting)"
@@ -203,9 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     for cmd in (up, down):
         cmd.add_argument("--dir", type=Path, default=DEMO_DIR, help="state folder")
     up.add_argument("--keep", action="store_true", help="leave the stack running at the end")
-    up.add_argument("--data", default=os.environ.get("DATA", ""),
-                    help="TLC parquet files or URLs, space- or comma-separated "
-                         "(default: three generated sample months)")  # fmt: skip
+    up.add_argument(
+        "--data",
+        default=os.environ.get("DATA", ""),
+        help="TLC parquet files or URLs, space- or comma-separated "
+        "(default: three generated sample months)",
+    )
     up.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows per file")
     up.add_argument("--rate", type=float, default=DEFAULT_RATE_PER_S, help="events/s per producer")
     up.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="events per request")
@@ -213,11 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port", type=int, default=8080, help="the balancer's port (if free)")
     up.add_argument("--kafka-port", type=int, default=9092, help="the broker's port (if free)")
     up.add_argument(
-        "--brokers", type=int, choices=(1, 3), default=int(os.environ.get("BROKERS", "1")),
+        "--brokers",
+        type=int,
+        choices=(1, 3),
+        default=int(os.environ.get("BROKERS", "1")),
         help="3: three brokers and a controller, topics replicated three times",
-    )  # fmt: skip
-    up.add_argument("--no-balancer", action="store_true",
-                    help="skip HAProxy: each producer talks to one replica")  # fmt: skip
+    )
+    up.add_argument(
+        "--no-balancer",
+        action="store_true",
+        help="skip HAProxy: each producer talks to one replica",
+    )
     args = parser.parse_args(argv)
     if args.command == "down":
         print("demo stack stopped" if stop_recorded(args.dir) else "no demo stack is running")

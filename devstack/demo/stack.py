@@ -152,11 +152,15 @@ def stop_recorded(state_dir: Path) -> bool:
     except (OSError, ValueError):
         return False
     # Only a pid that still runs what we started is signalled (pids get reused).
-    adopted = [ManagedProcess.adopt(pid, name, (b"collector",))
-               for name, pid in state.get("collectors", {}).items()]  # fmt: skip
+    adopted = [
+        ManagedProcess.adopt(pid, name, (b"collector",))
+        for name, pid in state.get("collectors", {}).items()
+    ]
     adopted.append(ManagedProcess.adopt(state.get("haproxy"), "haproxy", (b"haproxy",)))
-    adopted += [ManagedProcess.adopt(pid, name, (b"validator",))
-                for name, pid in state.get("validators", {}).items()]  # fmt: skip
+    adopted += [
+        ManagedProcess.adopt(pid, name, (b"validator",))
+        for name, pid in state.get("validators", {}).items()
+    ]
     for process in adopted:
         process.signal(signal.SIGTERM)
     deadline = time.monotonic() + 30

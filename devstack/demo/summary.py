@@ -49,16 +49,25 @@ def render_summary(
     """The closing report of a demo run."""
     fields = ("records", "accepted", "rejected", "failed", "retries")
     producer_rows: list[list[object]] = [
-        [p.name, *(int(p.summary.get(f, 0)) for f in fields), float(p.summary.get("seconds", 0)),
-         round(p.rate_per_s), p.exit_code]
+        [
+            p.name,
+            *(int(p.summary.get(f, 0)) for f in fields),
+            float(p.summary.get("seconds", 0)),
+            round(p.rate_per_s),
+            p.exit_code,
+        ]
         for p in producers
-    ]  # fmt: skip
+    ]
     if len(producers) > 1:
         producer_rows.append(
-            ["total", *(sum(int(p.summary.get(f, 0)) for p in producers) for f in fields),
-             max(float(p.summary.get("seconds", 0)) for p in producers),
-             round(sum(p.rate_per_s for p in producers)), None]
-        )  # fmt: skip
+            [
+                "total",
+                *(sum(int(p.summary.get(f, 0)) for p in producers) for f in fields),
+                max(float(p.summary.get("seconds", 0)) for p in producers),
+                round(sum(p.rate_per_s for p in producers)),
+                None,
+            ]
+        )
     total_events = sum(replica_counts.values())
     replica_rows = [
         [name, count, f"{100 * count / total_events:.1f}%" if total_events else "-"]

@@ -199,11 +199,15 @@ class Broker:
                 raise KafkaSetupError(f"port {port} on 127.0.0.1 is already taken")
         config = self._write_config()
         java = [
-            "java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+            "java",
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.properties'}",
-            "-cp", f"{jars}/*",
-        ]  # fmt: skip
+            "-cp",
+            f"{jars}/*",
+        ]
         if not (self.state_dir / "data" / "meta.properties").exists():
             cluster_id = self.cluster_id or new_cluster_id()
             storage = [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id]

@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from collector.app import create_app
-from collector.front import Front
+from collector.front import CollectorApp
 from collector.settings import Settings
-from collector.sinks import Delivery, MemorySink, Record, Sink
+from collector.sinks import Delivery, Record, Sink
+from tests.collector.memory_sink import MemorySink
 
 RAW = "raw-test"
 DLQ = "dlq-test"
@@ -37,7 +38,7 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def serving(app: Front) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(app: CollectorApp) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and give an HTTP client talking to it in-process."""
     async with app.api.router.lifespan_context(app.api):
         transport = httpx.ASGITransport(app=app)
@@ -60,7 +61,7 @@ def serve() -> Callable[..., Any]:
     @asynccontextmanager
     async def _serve(
         sink: Sink, **overrides: Any
-    ) -> AsyncIterator[tuple[httpx.AsyncClient, Front]]:
+    ) -> AsyncIterator[tuple[httpx.AsyncClient, CollectorApp]]:
         app = create_app(make_settings(**overrides), sink)
         async with serving(app) as client:
             yield client, app

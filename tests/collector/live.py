@@ -10,17 +10,17 @@ from typing import Any
 import uvicorn
 
 from collector.app import create_app
-from collector.front import Front
+from collector.front import CollectorApp
 from collector.server import protocol
-from collector.sinks import MemorySink
 from devstack.proc import free_port, wait_until
 from tests.collector.conftest import make_settings
+from tests.collector.memory_sink import MemorySink
 
 
 @contextmanager
 def live_app(
     sink: MemorySink, *, limits: bool = False, **overrides: Any
-) -> Iterator[tuple[str, Front]]:
+) -> Iterator[tuple[str, CollectorApp]]:
     """`with live_app(sink, **settings) as (url, app)`: uvicorn in a thread, stopped after.
 
     With `limits`, uvicorn runs the collector's own HTTP protocol (header, body and concurrency

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from collector.app import create_app
 from collector.problems import Problem
 from collector.schemas import TAXI_EVENT
-from collector.sinks import Delivery, MemorySink, Record
+from collector.sinks import Delivery, Record
 from tests.collector.conftest import DLQ, RAW, PartialSink, make_settings, serving
+from tests.collector.memory_sink import MemorySink
 
 pytestmark = pytest.mark.anyio
 
@@ -252,14 +253,17 @@ class ExplodingSink(MemorySink):
     def publish(self, records: Sequence[Record], timeout_s: float) -> Delivery:
         raise RuntimeError("boom")
 
+    @property
+    def ready(self) -> bool:
+        raise RuntimeError("boom")
+
 
 async def test_an_unexpected_error_is_503_never_500(serve: Serve) -> None:
-    async with serve(ExplodingSink()) as (client, app):
+    async with serve(ExplodingSink()) as (client, _):
         single = await client.post("/api/v1/collect", content=TAXI)
         batch = await client.post("/api/v1/collect/batch", content=b"[" + TAXI + b"]")
-        via_framework = await httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app.api), base_url="http://c"
-        ).post("/api/v1/collect", content=TAXI)
+        # A route FastAPI serves: the same catch-all answers.
+        via_framework = await client.get("/readyz")
     for response in (single, batch):
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "internal_error"
@@ -298,6 +302,18 @@ async def test_probes_follow_kafka_and_draining(serve: Serve) -> None:
     assert sink.closed
 
 
+async def test_readyz_and_the_ready_gauge_give_one_answer(serve: Serve) -> None:
+    sink = MemorySink()
+    seen = []
+    async with serve(sink) as (client, app):
+        for reachable, draining in ((True, False), (False, False), (True, True)):
+            sink.reachable, app.service.draining = reachable, draining
+            ready = (await client.get("/readyz")).status_code == 200
+            gauge = "\ncollector_ready 1.0\n" in (await client.get("/metrics")).text
+            seen.append((ready, gauge))
+    assert seen == [(True, True), (False, False), (False, False)]
+
+
 async def test_identity_docs_and_openapi(serve: Serve) -> None:
     async with serve(MemorySink()) as (client, _):
         identity = (await client.get("/api/v1")).json()
@@ -326,16 +342,22 @@ async def test_identity_docs_and_openapi(serve: Serve) -> None:
     assert "Content-Type" in spec["info"]["description"]
 
 
-async def test_the_declared_routes_behave_like_the_fast_path(serve: Serve) -> None:
+async def test_the_collect_routes_are_served_once_and_only_described_by_fastapi(
+    serve: Serve,
+) -> None:
     sink = MemorySink()
     async with (
-        serve(sink, max_body_bytes=len(TAXI) + 2) as (_, app),
+        serve(sink, max_body_bytes=len(TAXI) + 2) as (client, app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app.api), base_url="http://c") as api,
     ):
-        good = await api.post("/api/v1/collect", content=TAXI)
-        bad = await api.post("/api/v1/collect", content=b"{}")
-        big = await api.post("/api/v1/collect", content=TAXI + b"   ")
-        batch = await api.post("/api/v1/collect/batch", content=b"[" + TAXI + b"]")
+        good = await client.post("/api/v1/collect", content=TAXI)
+        bad = await client.post("/api/v1/collect", content=b"{}")
+        big = await client.post("/api/v1/collect", content=TAXI + b"   ")
+        batch = await client.post("/api/v1/collect/batch", content=b"[" + TAXI + b"]")
+        documented = (await api.get("/api/v1/openapi.json")).json()["paths"]
+        not_served = await api.post("/api/v1/collect", content=TAXI)
+    assert {"/api/v1/collect", "/api/v1/collect/batch"} <= set(documented)
+    assert not_served.status_code == 404
     assert good.status_code == 202
     assert good.json()["root_id"] == orjson.loads(sink.records[0].value)["root_id"]
     assert bad.status_code == 422

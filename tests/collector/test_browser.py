@@ -19,10 +19,10 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from collector.schemas import GREEN_EVENT, TAXI_EVENT
-from collector.sinks import MemorySink
 from devstack.proc import wait_until
 from tests.collector.conftest import RAW
 from tests.collector.live import live_collector
+from tests.collector.memory_sink import MemorySink
 
 pytestmark = pytest.mark.slow
 

@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from collector.connections import connection_age_s
-from collector.front import Front
+from collector.front import CollectorApp
 from collector.schemas import TAXI_EVENT
-from collector.sinks import MemorySink
 from tests.collector.live import live_app
+from tests.collector.memory_sink import MemorySink
 
 BODY = orjson.dumps(TAXI_EVENT)
 
@@ -30,13 +30,13 @@ def test_age_limit_is_drawn_within_the_jitter() -> None:
 
 
 @contextmanager
-def collector(sink: MemorySink, **overrides: Any) -> Iterator[tuple[int, Front]]:
+def collector(sink: MemorySink, **overrides: Any) -> Iterator[tuple[int, CollectorApp]]:
     """The app served on a real socket; its port and the app."""
     with live_app(sink, limits=True, **overrides) as (url, app):
         yield int(url.rsplit(":", 1)[1]), app
 
 
-def closed_by_age(app: Front, reason: str) -> float:
+def closed_by_age(app: CollectorApp, reason: str) -> float:
     return app.metrics.connections_closed.labels(reason)._value.get()  # type: ignore[no-any-return]
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from collector.schemas import TAXI_EVENT
 from collector.settings import Settings
-from collector.sinks import MemorySink
 from tests.collector.conftest import RAW
+from tests.collector.memory_sink import MemorySink
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,8 @@ import re
 import pytest
 
 from collector.docs import assets_dir, content_security_policy
-from collector.sinks import MemorySink
 from tests.collector.conftest import Serve
+from tests.collector.memory_sink import MemorySink
 
 pytestmark = pytest.mark.anyio
 

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from collector import encoding
 from collector.app import create_app
 from collector.schemas import GREEN_EVENT, TAXI_EVENT
-from collector.sinks import MemorySink
 from tests.collector.conftest import DLQ, RAW, make_settings, serving
 from tests.collector.live import live_collector
+from tests.collector.memory_sink import MemorySink
 
 Serve = Callable[..., Any]
 TAXI = orjson.dumps(TAXI_EVENT)

@@ -15,8 +15,8 @@ import pytest
 from collector import examples
 from collector.problems import Problem
 from collector.schemas import NOT_AN_EVENT, TAXI_EVENT
-from collector.sinks import MemorySink
 from tests.collector.conftest import Serve
+from tests.collector.memory_sink import MemorySink
 
 pytestmark = pytest.mark.anyio
 

@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
-from collector.envelope import Accepted, Enveloper, Rejected
+from collector.envelope import Enveloper, Invalid, Valid
 from collector.limits import largest_dead_letter
 from collector.problems import Problem
 from collector.schemas import MAX_DEPTH, MAX_DETAILS, TAXI_EVENT
-from collector.sinks import MemorySink
 from collector.structure import array_elements
 from tests.collector.conftest import DLQ, RAW
+from tests.collector.memory_sink import MemorySink
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +32,7 @@ def nested(levels: int, leaf: bytes = b"1") -> bytes:
     return HEAD + b'{"a":' * (levels - 1) + leaf + b"}" * (levels - 1) + b"}"
 
 
-def record(outcome: Rejected) -> dict[str, Any]:
+def record(outcome: Invalid) -> dict[str, Any]:
     value = orjson.loads(outcome.value)
     assert isinstance(value, dict)
     return value
@@ -58,11 +58,11 @@ def test_batch_elements_keep_their_bytes_accepted_or_rejected(element: bytes) ->
     rejected = element.replace(b'"schema_version":"1",', b"")  # the same, but not an event
     body = b"[ " + TAXI + b" ,\n" + element + b"," + rejected + b"]"
     good, exact, bad = Enveloper("c").batch(body)  # type: ignore[misc]
-    assert isinstance(good, Accepted)
-    assert isinstance(exact, Accepted)
+    assert isinstance(good, Valid)
+    assert isinstance(exact, Valid)
     assert exact.value.startswith(element[:-1] + b',"collector_timestamp"')
-    assert isinstance(bad, Rejected)
-    assert bad.code is Problem.INVALID_EVENT
+    assert isinstance(bad, Invalid)
+    assert bad.problem is Problem.INVALID_EVENT
     assert raw_bytes(record(bad)) == rejected
     assert record(bad)["batch_index"] == 2
 
@@ -71,10 +71,10 @@ def test_invalid_utf8_in_one_element_is_that_elements_rejection_in_base64() -> N
     broken = b'{"event_type":"T","schema_version":"1","payload":{"s":"caf\xe9"}}'
     outcomes = Enveloper("c").batch(b"[" + TAXI + b"," + broken + b"," + TAXI + b"]")
     assert isinstance(outcomes, list)
-    assert [type(o) for o in outcomes] == [Accepted, Rejected, Accepted]
+    assert [type(o) for o in outcomes] == [Valid, Invalid, Valid]
     rejected = outcomes[1]
-    assert isinstance(rejected, Rejected)
-    assert rejected.code is Problem.INVALID_UTF8
+    assert isinstance(rejected, Invalid)
+    assert rejected.problem is Problem.INVALID_UTF8
     assert base64.b64decode(record(rejected)["raw_base64"]) == broken
 
 
@@ -98,22 +98,22 @@ def test_one_bad_element_is_its_own_rejection_and_the_others_are_accepted(
     outcomes = Enveloper("c").batch(b"[" + TAXI + b"," + element + b"," + TAXI + b"]")
     assert isinstance(outcomes, list)
     first, bad, last = outcomes
-    assert isinstance(first, Accepted)
-    assert isinstance(last, Accepted)
-    assert isinstance(bad, Rejected)
-    assert bad.code is code
+    assert isinstance(first, Valid)
+    assert isinstance(last, Valid)
+    assert isinstance(bad, Invalid)
+    assert bad.problem is code
     assert raw_bytes(record(bad)) == element
 
 
 def test_depth_counts_the_event_as_level_one() -> None:
-    assert isinstance(Enveloper("c").event(nested(MAX_DEPTH - 1)), Accepted)
+    assert isinstance(Enveloper("c").event(nested(MAX_DEPTH - 1)), Valid)
     deepest = nested(MAX_DEPTH - 1).replace(b"1}", b"[]}", 1)
-    assert isinstance(Enveloper("c").event(deepest), Accepted)
+    assert isinstance(Enveloper("c").event(deepest), Valid)
     too_deep = nested(MAX_DEPTH - 1).replace(b"1}", b"[[]]}", 1)
     outcome = Enveloper("c").event(too_deep)
-    assert isinstance(outcome, Rejected)
-    assert outcome.code is Problem.TOO_DEEP
-    assert outcome.code.status == 422
+    assert isinstance(outcome, Invalid)
+    assert outcome.problem is Problem.TOO_DEEP
+    assert outcome.problem.status == 422
     assert record(outcome)["raw"] == too_deep.decode()
 
 
@@ -129,15 +129,15 @@ def test_depth_counts_the_event_as_level_one() -> None:
 )
 def test_a_top_level_key_twice_is_refused_whatever_its_spelling(body: bytes) -> None:
     outcome = Enveloper("c").event(body)
-    assert isinstance(outcome, Rejected)
-    assert outcome.code is Problem.DUPLICATE_KEY
+    assert isinstance(outcome, Invalid)
+    assert outcome.problem is Problem.DUPLICATE_KEY
     assert record(outcome)["raw"] == body.decode()
 
 
 def test_keys_repeated_inside_the_payload_are_kept_as_sent() -> None:
     body = b'{"event_type":"T","schema_version":"1","payload":{"x":1,"x":2,"event_type":"\\""}}'
     outcome = Enveloper("c").event(body)
-    assert isinstance(outcome, Accepted)
+    assert isinstance(outcome, Valid)
     assert outcome.value.startswith(body[:-1] + b",")
 
 
@@ -145,8 +145,8 @@ def test_ninety_thousand_extra_keys_are_one_bounded_rejection_with_the_whole_bod
     extra = b"".join(b'"k%d":%d,' % (i, i) for i in range(90_000))
     body = b'{"event_type":"T",' + extra + b'"schema_version":"1","payload":{}}'
     outcome = Enveloper("c").event(body)
-    assert isinstance(outcome, Rejected)
-    assert outcome.code is Problem.INVALID_EVENT
+    assert isinstance(outcome, Invalid)
+    assert outcome.problem is Problem.INVALID_EVENT
     dead_letter = record(outcome)
     assert dead_letter["raw"] == body.decode()
     assert len(outcome.details) == MAX_DETAILS
@@ -157,7 +157,7 @@ def test_ninety_thousand_extra_keys_are_one_bounded_rejection_with_the_whole_bod
 def test_a_body_that_would_escape_sixfold_is_dead_lettered_in_base64() -> None:
     body = b"\x01" * 10_000
     outcome = Enveloper("c").event(body)
-    assert isinstance(outcome, Rejected)
+    assert isinstance(outcome, Invalid)
     assert base64.b64decode(record(outcome)["raw_base64"]) == body
     assert len(outcome.value) <= largest_dead_letter(len(body))
 
@@ -165,7 +165,7 @@ def test_a_body_that_would_escape_sixfold_is_dead_lettered_in_base64() -> None:
 def test_long_field_names_are_cut_in_what_is_said() -> None:
     body = orjson.dumps({"x" * 100_000: 1, "event_type": "T", "payload": {}})
     outcome = Enveloper("c").event(body)
-    assert isinstance(outcome, Rejected)
+    assert isinstance(outcome, Invalid)
     assert len(outcome.message) <= 1000
     assert len(orjson.dumps(outcome.details)) < 2000
     assert record(outcome)["raw"] == body.decode()

@@ -12,7 +12,7 @@ import pytest
 from collector.logs import JsonFormatter
 from collector.problems import Problem
 from collector.schemas import TAXI_EVENT
-from collector.sinks import MemorySink
+from tests.collector.memory_sink import MemorySink
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,8 @@ from collector.api import problem_rows
 from collector.app import create_app
 from collector.problems import Problem
 from collector.schemas import ProblemReply
-from collector.sinks import MemorySink
 from tests.collector.conftest import make_settings
+from tests.collector.memory_sink import MemorySink
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "collector.md"
 
@@ -54,7 +54,7 @@ def test_every_problem_that_stores_nothing_has_a_documented_canned_reply() -> No
         body = ProblemReply.model_validate_json(reply.body)
         assert body.error.code is problem
         assert body.error.message == problem.message
-        assert body.status == ("retry" if problem.status in {429, 503} else "rejected")
+        assert body.status == ("retry" if problem.retryable else "rejected")
         headers = dict(reply.headers)
         assert headers[b"content-type"] == b"application/json"
         assert (b"retry-after" in headers) == (problem.status == 503)

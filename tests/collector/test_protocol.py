@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from collector.schemas import TAXI_EVENT
-from collector.sinks import MemorySink
 from tests.collector.live import live_collector
+from tests.collector.memory_sink import MemorySink
 
 TAXI = orjson.dumps(TAXI_EVENT)
 BODY_TIMEOUT_S = 2.0
@@ -124,10 +124,13 @@ def test_requests_over_the_concurrency_limit_get_503_and_probes_are_answered() -
     sink = MemorySink(hold=True)  # collect requests stay in flight until their ack timeout
     with live_collector(sink, limits=True, max_concurrency=2, ack_timeout_s=5.0) as (url, _):
         held = [
-            threading.Thread(target=httpx.post, args=(url + "/api/v1/collect",),
-                             kwargs={"content": TAXI, "timeout": 30})
+            threading.Thread(
+                target=httpx.post,
+                args=(url + "/api/v1/collect",),
+                kwargs={"content": TAXI, "timeout": 30},
+            )
             for _ in range(2)
-        ]  # fmt: skip
+        ]
         for thread in held:
             thread.start()
         deadline = time.monotonic() + 10

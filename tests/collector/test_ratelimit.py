@@ -10,7 +10,7 @@ import pytest
 
 from collector.ratelimit import RateLimiter, retry_after_s
 from collector.schemas import TAXI_EVENT
-from collector.sinks import MemorySink
+from tests.collector.memory_sink import MemorySink
 
 Serve = Callable[..., Any]
 TAXI = orjson.dumps(TAXI_EVENT)

@@ -18,7 +18,7 @@ from collector.schemas import (
     ProblemReply,
     RejectedReply,
 )
-from collector.sinks import MemorySink
+from tests.collector.memory_sink import MemorySink
 
 pytestmark = pytest.mark.anyio
 

@@ -15,18 +15,18 @@ import httpx
 import pytest
 
 from collector import server
-from collector.front import Front
+from collector.front import CollectorApp
 from collector.schemas import TAXI_EVENT
-from collector.sinks import MemorySink
 from devstack.proc import wait_until
 from tests.collector.conftest import make_settings
+from tests.collector.memory_sink import MemorySink
 
 
 def test_sigterm_drains_through_serve_and_exits_0(monkeypatch: pytest.MonkeyPatch) -> None:
     sink = MemorySink(hold=True)  # a request stays in flight until its ack timeout
-    apps: list[Front] = []
+    apps: list[CollectorApp] = []
 
-    def create_app(*args: Any, **kwargs: Any) -> Front:
+    def create_app(*args: Any, **kwargs: Any) -> CollectorApp:
         apps.append(real_create_app(*args, **kwargs))
         return apps[-1]
 

@@ -3,9 +3,6 @@ And the size chain: the body limit shrinks to what the topics hold."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,20 +17,12 @@ from collector.limits import (
     largest_envelope,
 )
 from collector.settings import Settings, SettingsProblem, load
-from collector.sinks import MemorySink
-from devstack.proc import ROOT
 from tests.collector.conftest import DLQ, RAW
+from tests.collector.memory_sink import MemorySink
+from tests.conftest import run_service
 
 Serve = Callable[..., Any]
 SECRET = "hunter2-do-not-print"
-
-
-def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
-    return subprocess.run(
-        [sys.executable, "-m", "collector"],
-        env={**clean, **env}, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -54,7 +43,7 @@ def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_a_wrong_setting_is_named_never_printed_and_exits_2(
     env: dict[str, str], named: str
 ) -> None:
-    result = _run(env)
+    result = run_service("collector", env)
     assert result.returncode == 2
     assert named in result.stderr
     assert SECRET not in result.stderr + result.stdout

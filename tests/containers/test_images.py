@@ -18,8 +18,17 @@ from devstack.proc import wait_until
 
 COLLECTOR_IMAGE = os.environ.get("COLLECTOR_IMAGE", "event-collector/collector:0.1.0")
 PRODUCER_IMAGE = os.environ.get("PRODUCER_IMAGE", "event-collector/producer:0.1.0")
-HARDENED = ["--read-only", "--user", "10001:10001", "--cap-drop", "ALL",
-            "--security-opt", "no-new-privileges", "--tmpfs", "/tmp:size=64m"]  # fmt: skip
+HARDENED = [
+    "--read-only",
+    "--user",
+    "10001:10001",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+    "--tmpfs",
+    "/tmp:size=64m",
+]
 
 
 def docker(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
@@ -33,10 +42,19 @@ def collector() -> Iterator[tuple[str, str]]:
     """The collector image with no Kafka to reach: (its name, its base URL on loopback)."""
     name = f"collector-test-{uuid.uuid4().hex[:8]}"
     started = docker(
-        "run", "-d", "--name", name, *HARDENED, "-p", "127.0.0.1::8000",
-        "-e", "COLLECTOR_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9",
-        "-e", "COLLECTOR_ALLOW_ANONYMOUS=true", COLLECTOR_IMAGE,
-    )  # fmt: skip
+        "run",
+        "-d",
+        "--name",
+        name,
+        *HARDENED,
+        "-p",
+        "127.0.0.1::8000",
+        "-e",
+        "COLLECTOR_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9",
+        "-e",
+        "COLLECTOR_ALLOW_ANONYMOUS=true",
+        COLLECTOR_IMAGE,
+    )
     assert started.returncode == 0, started.stderr
     try:
         port = docker("port", name, "8000/tcp").stdout.split(":")[-1].strip()

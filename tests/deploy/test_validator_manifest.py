@@ -46,8 +46,11 @@ def test_every_overlay_runs_the_validator_no_wider_than_the_raw_topic(
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        egress = [o for o in objects if o["kind"] == "NetworkPolicy"
-                  and o["metadata"]["name"] == "validator-egress-kafka"]  # fmt: skip
+        egress = [
+            o
+            for o in objects
+            if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "validator-egress-kafka"
+        ]
         assert len(egress) == 1, overlay
     local = rendered["local"]
     topics_job = find(local, "Job", "kafka-topics")["spec"]["template"]["spec"]["containers"][0]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +12,9 @@ import pytest
 
 from devstack.balancer import Backend, Balancer
 from devstack.collector import CollectorProcess
+from devstack.demo.data import sample_files as make_samples
 from devstack.kafka import Broker, Cluster
-from devstack.proc import ROOT, ManagedProcess
+from devstack.proc import ManagedProcess
 from tests.conftest import Topics, reconcile_topics
 from tests.conftest import start_replay as replay_process
 
@@ -50,8 +50,9 @@ class Replicas:
         return made
 
 
-@pytest.fixture
-def replicas(kafka: Broker, topics: Topics, tmp_path: Path) -> Iterator[Replicas]:
+@contextlib.contextmanager
+def _replicas_of(kafka: Broker | Cluster, topics: Topics, tmp_path: Path) -> Iterator[Replicas]:
+    """Replicas started in the block; each one stopped (drained) at its end."""
     made = Replicas(kafka, topics, tmp_path, [])
     try:
         yield made
@@ -61,16 +62,18 @@ def replicas(kafka: Broker, topics: Topics, tmp_path: Path) -> Iterator[Replicas
 
 
 @pytest.fixture
+def replicas(kafka: Broker, topics: Topics, tmp_path: Path) -> Iterator[Replicas]:
+    with _replicas_of(kafka, topics, tmp_path) as made:
+        yield made
+
+
+@pytest.fixture
 def cluster_replicas(
     kafka_cluster: Cluster, cluster_topics: Topics, tmp_path: Path
 ) -> Iterator[Replicas]:
     """Collector replicas writing to the three-broker cluster's topics."""
-    made = Replicas(kafka_cluster, cluster_topics, tmp_path, [])
-    try:
+    with _replicas_of(kafka_cluster, cluster_topics, tmp_path) as made:
         yield made
-    finally:
-        for replica in made.started:
-            replica.stop(timeout_s=20)
 
 
 @pytest.fixture
@@ -99,13 +102,7 @@ def balancer(tmp_path: Path) -> Iterator[Callable[..., Balancer]]:
 @pytest.fixture(scope="session")
 def sample_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """Three sample months of SAMPLE_ROWS rows each, made by `python -m producer sample`."""
-    out_dir = tmp_path_factory.mktemp("samples")
-    subprocess.run(
-        [sys.executable, "-m", "producer", "sample", "--out-dir", str(out_dir),
-         "--rows", str(SAMPLE_ROWS)],
-        cwd=ROOT, check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    files = sorted(str(p) for p in out_dir.glob("*.parquet"))
+    files = make_samples(tmp_path_factory.mktemp("samples"), SAMPLE_ROWS)
     assert len(files) == 3
     return files
 

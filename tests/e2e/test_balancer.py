@@ -84,9 +84,13 @@ def _post(url_port: int, body: bytes = b'{"x": 1}', timeout_s: float = 10) -> tu
 def test_config_is_accepted_by_haproxy(tmp_path: Path) -> None:
     config = tmp_path / "haproxy.cfg"
     config.write_text(
-        haproxy_config([Backend("collector-1", 8001), Backend("collector-2", 8002)], 8080,
-                       tmp_path / "haproxy.sock", request_timeout_s=2.5)
-    )  # fmt: skip
+        haproxy_config(
+            [Backend("collector-1", 8001), Backend("collector-2", 8002)],
+            8080,
+            tmp_path / "haproxy.sock",
+            request_timeout_s=2.5,
+        )
+    )
     text = config.read_text()
     assert "timeout http-request 2500ms" in text
     assert "option httpchk GET /readyz" in text

@@ -33,9 +33,19 @@ def test_broker_stopped_mid_replay_and_started_again_loses_nothing(
     front = balancer(fleet)
     files = sample_files[:1]
     producer = start_replay(
-        files, front.url, 250, "--max-attempts", "1000", "--max-retry-s", "150",
-        "--backoff-cap-s", "2", "--progress-interval-s", "0.2", log=tmp_path / "producer.log",
-    )  # fmt: skip
+        files,
+        front.url,
+        250,
+        "--max-attempts",
+        "1000",
+        "--max-retry-s",
+        "150",
+        "--backoff-cap-s",
+        "2",
+        "--progress-interval-s",
+        "0.2",
+        log=tmp_path / "producer.log",
+    )
     # A failure below must not leave the producer running into the next test on this worker.
     request.addfinalizer(lambda: producer.stop(timeout_s=5))
     wait_until(lambda: topic_count(kafka.bootstrap_servers, topics.raw) >= 300, 30, "300 events")
@@ -47,10 +57,14 @@ def test_broker_stopped_mid_replay_and_started_again_loses_nothing(
             assert replica.get("/healthz") == 200  # alive, only not ready
         probe = httpx.post(
             fleet[0].url + "/api/v1/collect",
-            json={"event_type": "Probe", "schema_version": "1", "payload": {},
-                  "event_id": "outage-probe:0"},
+            json={
+                "event_type": "Probe",
+                "schema_version": "1",
+                "payload": {},
+                "event_id": "outage-probe:0",
+            },
             timeout=15,
-        )  # fmt: skip
+        )
         assert probe.status_code == 503
         assert int(probe.headers["retry-after"]) >= 0
         # Through the balancer too: every replica is down, the client is told to come back.

@@ -14,16 +14,22 @@ from devstack.kafka import Broker
 from devstack.proc import ROOT, free_port, process_alive
 
 
+def _demo(
+    command: str, state_dir: Path, *options: str, timeout_s: float
+) -> subprocess.CompletedProcess[str]:
+    """`python -m devstack.demo COMMAND --dir STATE_DIR OPTIONS...`, its output captured."""
+    argv = [sys.executable, "-m", "devstack.demo", command, "--dir", str(state_dir), *options]
+    return subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_demo_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
     state_dir = tmp_path / "demo"
-    result = subprocess.run(
-        [sys.executable, "-m", "devstack.demo", "up", "--dir", str(state_dir),
-         "--rows", "400", "--rate", "200", "--kafka-port", str(free_port()),
-         "--port", str(free_port())],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
+    ports = ["--kafka-port", str(free_port()), "--port", str(free_port())]
+    result = _demo("up", state_dir, "--rows", "400", "--rate", "200", *ports, timeout_s=240)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     out = result.stdout
     assert "OK: every one of 1,200 rows is on Kafka" in out
@@ -48,12 +54,9 @@ def test_demo_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_demo_keep_leaves_swagger_up_and_demo_down_stops_it(tmp_path: Path) -> None:
     state_dir = tmp_path / "demo"
-    up = subprocess.run(
-        [sys.executable, "-m", "devstack.demo", "up", "--dir", str(state_dir), "--keep",
-         "--rows", "100", "--rate", "200", "--replicas", "2",
-         "--kafka-port", str(free_port()), "--port", str(free_port())],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
+    ports = ["--kafka-port", str(free_port()), "--port", str(free_port())]
+    options = ["--keep", "--rows", "100", "--rate", "200", "--replicas", "2", *ports]
+    up = _demo("up", state_dir, *options, timeout_s=240)
     try:
         assert up.returncode == 0, up.stdout + up.stderr[-3000:]
         printed = up.stdout + up.stderr
@@ -71,10 +74,7 @@ def test_demo_keep_leaves_swagger_up_and_demo_down_stops_it(tmp_path: Path) -> N
         assert len(pids) == 5
         assert all(pid and process_alive(pid) for pid in pids)
     finally:
-        down = subprocess.run(
-            [sys.executable, "-m", "devstack.demo", "down", "--dir", str(state_dir)],
-            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+        down = _demo("down", state_dir, timeout_s=120)
     assert "demo stack stopped" in down.stdout
     assert not any(process_alive(pid) for pid in pids if pid)
     assert not (state_dir / "stack.json").exists()

@@ -11,8 +11,14 @@ from devstack.reporting import table
 
 
 def _result(name: str, accepted: int, seconds: float, failed: int = 0) -> ProducerResult:
-    summary = {"records": accepted + failed, "accepted": accepted, "rejected": 0,
-               "failed": failed, "retries": 3 * failed, "seconds": seconds}  # fmt: skip
+    summary = {
+        "records": accepted + failed,
+        "accepted": accepted,
+        "rejected": 0,
+        "failed": failed,
+        "retries": 3 * failed,
+        "seconds": seconds,
+    }
     return ProducerResult(name, 0 if failed == 0 else 1, summary)
 
 
@@ -34,13 +40,21 @@ def test_table_aligns_numbers_right_with_separators() -> None:
 
 def test_summary_has_every_section_and_totals() -> None:
     text = render_summary(
-        [_result("yellow_tripdata_2023-01", 5000, 20.0),
-         _result("yellow_tripdata_2023-02", 4990, 20.0, failed=10)],
+        [
+            _result("yellow_tripdata_2023-01", 5000, 20.0),
+            _result("yellow_tripdata_2023-02", 4990, 20.0, failed=10),
+        ],
         {"raw-events": 9990, "raw-events-dlq": 0},
         {"collector-1": 3330, "collector-2": 3330, "collector-3": 3330},
-        {"expected": 10000, "raw": 9990, "dead_letter": 0, "missing": 10, "duplicates": 0,
-         "unexpected": 0},
-    )  # fmt: skip
+        {
+            "expected": 10000,
+            "raw": 9990,
+            "dead_letter": 0,
+            "missing": 10,
+            "duplicates": 0,
+            "unexpected": 0,
+        },
+    )
     lines = text.splitlines()
     total = next(line for line in lines if line.startswith("total"))
     assert total.split() == ["total", "10,000", "9,990", "0", "10", "30", "20.0", "500", "-"]

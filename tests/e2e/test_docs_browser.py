@@ -116,9 +116,11 @@ def _assert_stayed_home(
     answered, failed = _network(browser)
     assert any(url.startswith(origin + "/api/v1/docs/assets/") for url in answered)
     elsewhere = [
-        url for url in answered if url.split(":")[0] not in {"data", "blob"} and
-        f"{urlsplit(url).scheme}://{urlsplit(url).netloc}" != origin
-    ]  # fmt: skip
+        url
+        for url in answered
+        if url.split(":")[0] not in {"data", "blob"}
+        and f"{urlsplit(url).scheme}://{urlsplit(url).netloc}" != origin
+    ]
     assert elsewhere == []
     blocked = {url: reason for url, reason in failed.items() if not url.startswith(origin)}
     assert set(blocked.values()) <= {"csp"}, blocked

@@ -38,8 +38,20 @@ EXAMPLES_PER_ROUND = 25
 ANSWERS = {202, 400, 401, 413, 415, 422, 431}
 
 # Number and string spellings a re-encoding would change, and depths either side of the limit.
-LEAVES = [b"1.0E2", b"-0", b"123456789012345678901234567890", b'"\\u00e9"', b'"\\ud800"',
-          b"1e400", b"NaN", b"1e-400", b"null", b'"caf\xe9"', b"[]", b"{}"]  # fmt: skip
+LEAVES = [
+    b"1.0E2",
+    b"-0",
+    b"123456789012345678901234567890",
+    b'"\\u00e9"',
+    b'"\\ud800"',
+    b"1e400",
+    b"NaN",
+    b"1e-400",
+    b"null",
+    b'"caf\xe9"',
+    b"[]",
+    b"{}",
+]
 JSON_VALUES = st.recursive(
     st.none()
     | st.booleans()
@@ -57,9 +69,13 @@ def elements(draw: st.DrawFn) -> bytes:
     kind = draw(st.sampled_from(["event", "odd leaf", "deep", "extra field", "twice", "junk"]))
     head = b'{"event_type":"Fuzz","schema_version":"1","payload":'
     if kind == "event":
-        return orjson.dumps({"event_type": draw(st.text(min_size=1, max_size=30)),
-                             "schema_version": "1", "payload": draw(st.dictionaries(
-                                 st.text(max_size=8), JSON_VALUES, max_size=5))})  # fmt: skip
+        return orjson.dumps(
+            {
+                "event_type": draw(st.text(min_size=1, max_size=30)),
+                "schema_version": "1",
+                "payload": draw(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=5)),
+            }
+        )
     if kind == "odd leaf":
         return head + b'{"v":' + draw(st.sampled_from(LEAVES)) + b"}}"
     if kind == "deep":
@@ -145,8 +161,10 @@ def test_generated_hostile_requests_end_in_a_reconciliation(
     print("| status | answers |\n|---|---|")
     for status, count in sorted(statuses.items()):
         print(f"| {status} | {count} |")
-    print(f"reconciled: {counts['raw']} on the raw topic (each 202), {counts['dead_letter']} on "
-          f"the dead-letter topic (each 400/422); /healthz slowest {watch.slowest_s:.2f}s, "
-          f"RSS +{watch.rss_growth / 2**20:.0f} MiB")  # fmt: skip
+    print(
+        f"reconciled: {counts['raw']} on the raw topic (each 202), {counts['dead_letter']} on "
+        f"the dead-letter topic (each 400/422); /healthz slowest {watch.slowest_s:.2f}s, "
+        f"RSS +{watch.rss_growth / 2**20:.0f} MiB"
+    )
     watch.assert_healthy()
     assert min(statuses[202], statuses[400], statuses[422]) > 0  # the input reached every path

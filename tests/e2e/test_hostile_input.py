@@ -132,8 +132,12 @@ def test_hostile_bodies_never_5xx_and_every_answer_is_on_its_topic(
                 wrong.append((item.name, answer.status_code, answer.text[:200]))
             ledger.note(answer)
         # Chunked, with no Content-Length: the limit still holds while reading.
-        chunks = iter([body_of_size(2 * MAX_BODY_BYTES)[i : i + 65536]
-                       for i in range(0, 2 * MAX_BODY_BYTES, 65536)])  # fmt: skip
+        chunks = iter(
+            [
+                body_of_size(2 * MAX_BODY_BYTES)[i : i + 65536]
+                for i in range(0, 2 * MAX_BODY_BYTES, 65536)
+            ]
+        )
         answer = client.post("/api/v1/collect", content=chunks, headers=JSON)
         if answer.status_code != 413:
             wrong.append(("chunked, over the limit", answer.status_code, answer.text[:200]))
@@ -204,8 +208,10 @@ def test_a_million_tiny_events_keep_memory_bounded(
     started = time.monotonic()
     accepted, server_errors = asyncio.run(run())
     seconds = time.monotonic() - started
-    print(f"1,000,000 events in {seconds:.1f}s; collector RSS {rss_before / 2**20:.0f} MiB "
-          f"before, {peak / 2**20:.0f} MiB peak")  # fmt: skip
+    print(
+        f"1,000,000 events in {seconds:.1f}s; collector RSS {rss_before / 2**20:.0f} MiB "
+        f"before, {peak / 2**20:.0f} MiB peak"
+    )
     assert server_errors == 0
     assert accepted == 1_000_000
     assert topic_count(kafka.bootstrap_servers, topics.raw) == accepted

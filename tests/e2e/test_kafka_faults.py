@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from devstack.balancer import Balancer
 from devstack.collector import CollectorProcess
-from devstack.kafka import Cluster, read_topic
+from devstack.kafka import Broker, Cluster, read_topic
 from devstack.proc import ROOT, ManagedProcess, free_port, wait_until
 from tests.conftest import Topics, finish_replay
 from tests.e2e.conftest import SAMPLE_ROWS, Replicas, reconcile, start_replay
@@ -63,11 +63,22 @@ def recorder(tmp_path: Path) -> Iterator[Callable[[str], Recording]]:
         port = free_port()
         out = tmp_path / f"answers-{len(started)}.jsonl"
         process = ManagedProcess(
-            [sys.executable, "-m", "tests.e2e.recorder", "--upstream", upstream,
-             "--port", str(port), "--out", str(out)],
-            "the recording proxy", log_path=tmp_path / "recorder.log", own_session=False,
+            [
+                sys.executable,
+                "-m",
+                "tests.e2e.recorder",
+                "--upstream",
+                upstream,
+                "--port",
+                str(port),
+                "--out",
+                str(out),
+            ],
+            "the recording proxy",
+            log_path=tmp_path / "recorder.log",
+            own_session=False,
             die_with_parent=False,
-        )  # fmt: skip
+        )
         process.spawn()
         made = Recording(process, f"http://127.0.0.1:{port}", out)
         started.append(made)
@@ -124,6 +135,19 @@ def leaders_avoid(cluster: Cluster, topic: str, node_id: int) -> bool:
     with contextlib.suppress(KafkaException):
         return all(leader not in (node_id, -1) for leader in cluster.leaders(topic).values())
     return False
+
+
+def busiest_leader_after(cluster: Cluster, topic: str, records: int) -> Broker:
+    """Once `topic` holds `records`, the broker leading its fullest partitions."""
+    wait_until(lambda: on_topic(cluster, topic) >= records, 60, f"{records} events")
+    return cluster.broker(busiest_leader(cluster, topic))
+
+
+def writes_go_on_without(cluster: Cluster, topic: str, victim: Broker) -> None:
+    """Until every partition of `topic` has a leader other than `victim`, then 300 more records."""
+    wait_until(lambda: leaders_avoid(cluster, topic, victim.node_id), 60, "new leaders")
+    at_failover = on_topic(cluster, topic)
+    wait_until(lambda: on_topic(cluster, topic) >= at_failover + 300, 60, "writes go on")
 
 
 @dataclass
@@ -227,14 +251,10 @@ def test_leader_of_busiest_partitions_killed_mid_replay_and_restarted(
     files = sample_files[:1]
     replay = load(files)
     raw = cluster_topics.raw
-    wait_until(lambda: on_topic(kafka_cluster, raw) >= 500, 60, "500 events")
-
-    victim = kafka_cluster.broker(busiest_leader(kafka_cluster, raw))
+    victim = busiest_leader_after(kafka_cluster, raw, 500)
     victim.kill()
-    wait_until(lambda: leaders_avoid(kafka_cluster, raw, victim.node_id), 60, "new leaders")
     # Two replicas in sync still meet min.insync.replicas: writes go on without it.
-    at_failover = on_topic(kafka_cluster, raw)
-    wait_until(lambda: on_topic(kafka_cluster, raw) >= at_failover + 300, 60, "writes on 2 brokers")
+    writes_go_on_without(kafka_cluster, raw, victim)
     assert replay.producer.alive(), "the replay ended before the broker came back"
     victim.start()
     kafka_cluster.wait_in_sync([raw])
@@ -345,14 +365,10 @@ def test_paused_leader_is_slow_not_dead(
     files = sample_files[:1]
     replay = load(files)
     raw = cluster_topics.raw
-    wait_until(lambda: on_topic(kafka_cluster, raw) >= 500, 60, "500 events")
-
-    victim = kafka_cluster.broker(busiest_leader(kafka_cluster, raw))
+    victim = busiest_leader_after(kafka_cluster, raw, 500)
     victim.pause()  # SIGSTOP: sockets stay open, nothing answers, heartbeats stop
     try:
-        wait_until(lambda: leaders_avoid(kafka_cluster, raw, victim.node_id), 60, "new leaders")
-        at_failover = on_topic(kafka_cluster, raw)
-        wait_until(lambda: on_topic(kafka_cluster, raw) >= at_failover + 300, 60, "writes go on")
+        writes_go_on_without(kafka_cluster, raw, victim)
         assert replay.producer.alive(), "the replay ended before the broker was resumed"
     finally:
         victim.resume()

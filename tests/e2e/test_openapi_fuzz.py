@@ -34,9 +34,12 @@ def collector_api(
     kafka.create_topics([raw, dead_letter])
     log_dir: Path = tmp_path_factory.mktemp("fuzz")
     replica = CollectorProcess(
-        kafka.bootstrap_servers, raw_topic=raw, dead_letter_topic=dead_letter,
-        collector_id="collector-fuzz", log_path=log_dir / "collector.log",
-    )  # fmt: skip
+        kafka.bootstrap_servers,
+        raw_topic=raw,
+        dead_letter_topic=dead_letter,
+        collector_id="collector-fuzz",
+        log_path=log_dir / "collector.log",
+    )
     replica.start()
     try:
         yield schemathesis.openapi.from_url(replica.url + "/api/v1/openapi.json")

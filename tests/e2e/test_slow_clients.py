@@ -38,9 +38,10 @@ def _timed_posts(url: str, count: int) -> list[tuple[int, float]]:
         for _ in range(count):
             started = time.monotonic()
             status = client.post(
-                url + "/api/v1/collect", content=EVENT,
+                url + "/api/v1/collect",
+                content=EVENT,
                 headers={"content-type": "application/json"},
-            ).status_code  # fmt: skip
+            ).status_code
             results.append((status, time.monotonic() - started))
     return results
 

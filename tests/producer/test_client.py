@@ -13,12 +13,12 @@ import h11
 import orjson
 import pytest
 
-from collector.sinks import MemorySink
 from producer.client import CollectorClient, TransportError
 from producer.replay import Summary, replay
 from producer.sending import COLLECT_PATH
 from producer.settings import ReplaySettings
 from tests.collector.live import live_app
+from tests.collector.memory_sink import MemorySink
 from tests.producer.conftest import SAMPLE_ROWS
 
 Reply = Callable[[int, int], Awaitable[bytes | None]]  # (connection no., request no. on it)

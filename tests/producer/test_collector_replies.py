@@ -15,9 +15,10 @@ import pytest
 from collector.app import create_app
 from collector.problems import Problem
 from collector.schemas import TAXI_EVENT
-from collector.sinks import Delivery, MemorySink, Record
+from collector.sinks import Delivery, Record
 from producer.sending import EncodedEvent, Outcome, RetryPolicy, Sender, Stats
 from tests.collector.conftest import PartialSink, make_settings, serving
+from tests.collector.memory_sink import MemorySink
 from tests.producer.conftest import AsgiCollector
 
 GOOD = orjson.dumps(TAXI_EVENT)

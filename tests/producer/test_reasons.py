@@ -16,12 +16,12 @@ import pytest
 import uvicorn
 
 from collector.app import create_app
-from collector.sinks import MemorySink
 from devstack.proc import free_port
 from producer import reasons
 from producer.replay import Summary, replay
 from producer.settings import ReplaySettings
 from tests.collector.conftest import make_settings
+from tests.collector.memory_sink import MemorySink
 from tests.producer.conftest import MockCollector
 from tests.producer.test_cli import producer, summary_of
 

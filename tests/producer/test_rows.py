@@ -157,9 +157,12 @@ def test_duplicate_column_names_are_refused_rather_than_dropped() -> None:
 def test_event_bodies_wrap_each_row_with_its_event_id() -> None:
     batch = pa.table({"VendorID": [2, 1], "x": [None, 1.5]}).to_batches()[0]
     bodies = rows.event_bodies(
-        batch, file_name="yellow_tripdata_2023-01.parquet", first_row=41,
-        event_type="YellowTaxiTripRecords", schema_version="0-0-1",
-    )  # fmt: skip
+        batch,
+        file_name="yellow_tripdata_2023-01.parquet",
+        first_row=41,
+        event_type="YellowTaxiTripRecords",
+        schema_version="0-0-1",
+    )
     assert [orjson.loads(b) for b in bodies] == [
         {
             "event_type": "YellowTaxiTripRecords",

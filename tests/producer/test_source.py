@@ -54,8 +54,12 @@ print(events, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 def peak_rss_kib(path: Path) -> tuple[int, int]:
     out = subprocess.run(
         [sys.executable, "-c", _MEASURE, str(path)],
-        cwd=ROOT, capture_output=True, text=True, check=True, timeout=120,
-    ).stdout.split()  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
     return int(out[0]), int(out[1])
 
 

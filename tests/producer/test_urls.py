@@ -63,9 +63,15 @@ def test_replay_reaches_the_right_route_from_each_form(
     samples: list[Path], stand_in: StandIn, suffix: str, batch_size: int, path: str
 ) -> None:
     result = producer(
-        "replay", str(samples[0]), "--collector-url", stand_in.url + suffix,
-        "--max-records", "10", "--batch-size", str(batch_size),
-    )  # fmt: skip
+        "replay",
+        str(samples[0]),
+        "--collector-url",
+        stand_in.url + suffix,
+        "--max-records",
+        "10",
+        "--batch-size",
+        str(batch_size),
+    )
     assert result.returncode == 0, result.stderr
     assert summary_of(result.stdout)["accepted"] == 10
     assert set(stand_in.paths) == {path}

@@ -82,13 +82,23 @@ def stage(kafka: Broker, topics: Topics, tmp_path: Path) -> Iterator[Stage]:
     validated, dead_letter = f"validated-events-{suffix}", f"validated-events-dlq-{suffix}"
     kafka.create_topics([validated, dead_letter])
     collector = CollectorProcess(
-        kafka.bootstrap_servers, topics.raw, topics.dead_letter,
+        kafka.bootstrap_servers,
+        topics.raw,
+        topics.dead_letter,
         log_path=tmp_path / "collector.log",
-    )  # fmt: skip
+    )
     collector.start()
     try:
-        yield Stage(kafka, topics, validated, dead_letter, f"dedup-{suffix}",
-                    f"validator-{suffix}", collector, tmp_path)  # fmt: skip
+        yield Stage(
+            kafka,
+            topics,
+            validated,
+            dead_letter,
+            f"dedup-{suffix}",
+            f"validator-{suffix}",
+            collector,
+            tmp_path,
+        )
     finally:
         collector.stop()
 
@@ -256,10 +266,15 @@ def test_a_validator_started_before_its_raw_topic_waits_unready_then_runs(
     raw, validated, dead_letter = (f"{n}-{suffix}" for n in ("raw", "validated", "dlq"))
     kafka.create_topics([validated, dead_letter])
     validator = ValidatorProcess(
-        kafka.bootstrap_servers, raw_topic=raw, validated_topic=validated,
-        dead_letter_topic=dead_letter, dedup_topic=f"dedup-{suffix}",
-        group_id=f"validator-{suffix}", validator_id="early", log_path=tmp_path / "v.log",
-    )  # fmt: skip
+        kafka.bootstrap_servers,
+        raw_topic=raw,
+        validated_topic=validated,
+        dead_letter_topic=dead_letter,
+        dedup_topic=f"dedup-{suffix}",
+        group_id=f"validator-{suffix}",
+        validator_id="early",
+        log_path=tmp_path / "v.log",
+    )
     with pytest.raises(TimeoutError):
         validator.start(timeout_s=5)  # alive (wait_for raises RuntimeError on an exit), not ready
     try:

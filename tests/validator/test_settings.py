@@ -3,13 +3,9 @@ a password), and `python -m validator` exits 2 before touching Kafka."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from devstack.proc import ROOT
+from tests.conftest import run_service
 
 SECRET = "hunter2-do-not-print"
 
@@ -28,11 +24,7 @@ SECRET = "hunter2-do-not-print"
 def test_a_wrong_setting_is_named_never_printed_and_exits_2(
     env: dict[str, str], named: str
 ) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("VALIDATOR_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "validator"],
-        env={**clean, **env}, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    result = run_service("validator", env)
     assert result.returncode == 2
     assert named in result.stderr
     assert SECRET not in result.stderr + result.stdout

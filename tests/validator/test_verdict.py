@@ -13,7 +13,7 @@ from validator import contracts
 from validator.dedup import decode_seen, encode_seen
 from validator.loop import Validator
 from validator.settings import DEFAULT_CONTRACTS_DIR, Settings
-from validator.verdict import Invalid, Reason, Source, Valid, dead_letter, judge
+from validator.verdict import Invalid, Problem, Source, Valid, dead_letter, judge
 
 SOURCE = Source("raw-events", 2, 41, 1_700_000_000_000)
 NOW = "2026-11-21T14:47:04.000001Z"
@@ -64,22 +64,22 @@ def test_without_event_id_the_key_is_the_root_id() -> None:
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
-        (b"\xff\xfe not even utf-8", Reason.NOT_AN_ENVELOPE),
-        (b"[1, 2]", Reason.NOT_AN_ENVELOPE),
-        (orjson.dumps(envelope(payload=[1])), Reason.NOT_AN_ENVELOPE),
-        (orjson.dumps(envelope(event_type=7)), Reason.NOT_AN_ENVELOPE),
-        (orjson.dumps(envelope(schema_version="9-9-9")), Reason.UNKNOWN_CONTRACT),
-        (orjson.dumps(envelope(event_type="Nope")), Reason.UNKNOWN_CONTRACT),
+        (b"\xff\xfe not even utf-8", Problem.NOT_AN_ENVELOPE),
+        (b"[1, 2]", Problem.NOT_AN_ENVELOPE),
+        (orjson.dumps(envelope(payload=[1])), Problem.NOT_AN_ENVELOPE),
+        (orjson.dumps(envelope(event_type=7)), Problem.NOT_AN_ENVELOPE),
+        (orjson.dumps(envelope(schema_version="9-9-9")), Problem.UNKNOWN_CONTRACT),
+        (orjson.dumps(envelope(event_type="Nope")), Problem.UNKNOWN_CONTRACT),
         (orjson.dumps(envelope(payload={**good_payload(), "fare_amount": "x"})),
-         Reason.INVALID_PAYLOAD),
+         Problem.INVALID_PAYLOAD),
     ],
 )  # fmt: skip
 def test_what_fails_goes_to_the_dead_letter_topic_with_a_stable_reason(
-    value: bytes, reason: Reason
+    value: bytes, reason: Problem
 ) -> None:
     verdict = run(value)
     assert isinstance(verdict, Invalid)
-    assert verdict.reason is reason
+    assert verdict.problem is reason
     record = orjson.loads(verdict.value)
     assert record["error"]["code"] == reason.value
     assert record["source"] == {
@@ -108,7 +108,7 @@ def test_invalid_payload_lists_the_failing_pointers() -> None:
 def test_an_event_id_longer_than_the_collectors_is_no_envelope() -> None:
     verdict = run(orjson.dumps(envelope(event_id="e" * 129)))
     assert isinstance(verdict, Invalid)
-    assert verdict.reason is Reason.NOT_AN_ENVELOPE
+    assert verdict.problem is Problem.NOT_AN_ENVELOPE
     assert verdict.event_id is None
 
 
@@ -125,9 +125,17 @@ def test_a_dead_letter_holds_its_raw_record_as_it_fits(
     raw: bytes, room: int | None, field: str
 ) -> None:
     verdict = dead_letter(
-        b"k" * 100, raw, None, SOURCE, Reason.RECORD_TOO_LARGE, "too large", [],
-        validator_id="validator-0", now_text=NOW, max_bytes=room,
-    )  # fmt: skip
+        b"k" * 100,
+        raw,
+        None,
+        SOURCE,
+        Problem.RECORD_TOO_LARGE,
+        "too large",
+        [],
+        validator_id="validator-0",
+        now_text=NOW,
+        max_bytes=room,
+    )
     record = orjson.loads(verdict.value)
     assert field in record
     assert {"raw", "raw_base64", "raw_bytes"} & set(record) == {field}
@@ -155,7 +163,7 @@ def test_a_record_that_cannot_be_judged_is_its_own_dead_letter() -> None:
     message = _Message(orjson.dumps(envelope()))
     verdict = validator._judge(message, SOURCE, NOW)  # type: ignore[arg-type]
     assert isinstance(verdict, Invalid)
-    assert verdict.reason is Reason.UNPROCESSABLE
+    assert verdict.problem is Problem.UNPROCESSABLE
     record = orjson.loads(verdict.value)
     assert record["error"]["message"] == "RuntimeError: a contract that cannot be read"
     assert orjson.loads(record["raw"]) == envelope()
