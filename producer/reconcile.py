@@ -17,6 +17,9 @@ import orjson
 
 from producer import rows, source
 
+# The header `python -m dlq redrive` puts on a re-driven record: `<topic>/<partition>/<offset>`.
+REDRIVEN_FROM = "redriven_from"
+
 
 def digest(payload: Any) -> int:
     """A 64-bit fingerprint of a JSON value, independent of key order and number spelling."""
@@ -47,9 +50,13 @@ class Reconciler:
     unexpected: int = 0
     payload_mismatches: int = 0
     other_files: int = 0
+    # Dead-letter records re-driven to the raw (or validated) topic: counted there, not here.
+    redriven: int = 0
     # Records of these files per `collector_id`: how the load was spread over the replicas.
     by_collector: Counter[str] = field(default_factory=Counter)
     _files: dict[str, _File] = field(default_factory=dict, repr=False)
+    # `<dead-letter topic>/<partition>/<offset>` of every re-driven record seen on the raw topic.
+    _redriven_origins: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         for name, n in self.row_counts.items():
@@ -80,7 +87,12 @@ class Reconciler:
         else:
             self.unexpected += 1
 
-    def add_raw(self, key: bytes | None, value: bytes | None) -> None:
+    def add_raw(
+        self, key: bytes | None, value: bytes | None, headers: list[tuple[str, Any]] | None = None
+    ) -> None:
+        for name, origin in headers or ():
+            if name == REDRIVEN_FROM and origin:
+                self._redriven_origins.add(origin.decode("utf-8", "replace"))
         key_id = key.decode("utf-8", "replace") if key is not None else None
         try:
             envelope = orjson.loads(value or b"")
@@ -123,8 +135,14 @@ class Reconciler:
             self.payload_mismatches += 1
         file.digests[row] = fingerprint
 
-    def add_dead_letter(self, key: bytes | None, value: bytes | None) -> None:
-        """A dead-letter record is ours when the body it keeps names one of our event ids."""
+    def add_dead_letter(
+        self, key: bytes | None, value: bytes | None, origin: str | None = None
+    ) -> None:
+        """A dead-letter record is ours when the body it keeps names one of our event ids; one
+        re-driven (its `origin` named by a raw record read before) is that raw record's row."""
+        if origin is not None and origin in self._redriven_origins:
+            self.redriven += 1
+            return
         try:
             record = orjson.loads(value or b"")
             text = record.get("raw")
@@ -168,6 +186,7 @@ class Reconciler:
             "duplicates": self.duplicates,
             "unexpected": self.unexpected + self.payload_mismatches,
             "other_files": self.other_files,
+            "redriven": self.redriven,
         }
         if self.check_payloads:
             result["payload_mismatches"] = self.payload_mismatches
@@ -259,9 +278,11 @@ def reconcile(
         schema_version=schema_version,
     )
     for message in read_to_end(bootstrap_servers, raw_topic, timeout_s):
-        reconciler.add_raw(message.key(), message.value())
+        reconciler.add_raw(message.key(), message.value(), message.headers())
+    # After the raw topic: its re-driven records name the dead-letter records they replace.
     for message in read_to_end(bootstrap_servers, dead_letter_topic, timeout_s):
-        reconciler.add_dead_letter(message.key(), message.value())
+        origin = f"{dead_letter_topic}/{message.partition()}/{message.offset()}"
+        reconciler.add_dead_letter(message.key(), message.value(), origin)
     if check_payloads:
         for name, path in files:
             for part in source.iter_row_batches(path):

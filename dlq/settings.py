@@ -1,0 +1,39 @@
+"""Every setting of the dead-letter tool, read once from `DLQ_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from validator.settings import DEFAULT_CONTRACTS_DIR
+
+
+class Settings(BaseSettings):
+    """Topics and Kafka connection of `python -m dlq`; command-line flags override the filters."""
+
+    model_config = SettingsConfigDict(env_prefix="DLQ_", frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
+    # Extra librdkafka properties (TLS/SASL), JSON, as VALIDATOR_KAFKA_PROPERTIES.
+    kafka_properties: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
+    raw_topic: str = Field("raw-events", min_length=1)
+    raw_dead_letter_topic: str = Field("raw-events-dlq", min_length=1)
+    validated_topic: str = Field("validated-events", min_length=1)
+    validated_dead_letter_topic: str = Field("validated-events-dlq", min_length=1)
+    contracts_dir: Path = DEFAULT_CONTRACTS_DIR
+    # Goes into re-driven records as their collector_id / validator_id.
+    redrive_id: str = Field("dlq-redrive", min_length=1, max_length=200)
+    # Records per re-drive transaction: a kill repeats at most this many (never twice on the topic).
+    batch_records: int = Field(2_000, gt=0)
+    read_timeout_s: float = Field(300.0, gt=0)
+    # When set, the run's counters are pushed here at the end (a Job is gone before a scrape).
+    pushgateway_url: str | None = None
+
+
+def kafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """The librdkafka configuration of every client this tool makes: the one place to change."""
+    return {"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 3, **extra,
+            **settings.kafka_properties}  # fmt: skip
