@@ -15,7 +15,7 @@ from dlq.decide import Judges
 from dlq.reading import ReadError
 from dlq.records import Filters, parse_time
 from dlq.redrive import Redriver, parked_records, route
-from dlq.settings import Settings
+from dlq.settings import Settings, listed
 from dlq.transform import TransformError, load
 from validator.contracts import ContractError, Registry
 
@@ -23,12 +23,25 @@ EXIT_KAFKA = 3
 EXIT_INPUT = 4
 
 
-def _filters(args: argparse.Namespace) -> Filters:
+def _merge(settings: Settings, args: argparse.Namespace) -> None:
+    """Flags win; what no flag gives comes from the DLQ_* settings (a Job's env)."""
+    args.stage = args.stage or settings.stage
+    args.since = args.since or settings.since
+    args.until = args.until or settings.until
+    if args.command == "redrive":
+        args.dry_run = args.dry_run or settings.dry_run
+        args.transform = args.transform or settings.transform
+
+
+def _filters(settings: Settings, args: argparse.Namespace) -> Filters:
+    def pick(flag: list[str] | None, env: str) -> frozenset[str]:
+        return frozenset(flag) if flag else listed(env)
+
     return Filters(
-        reasons=frozenset(args.reason or ()),
-        event_types=frozenset(args.event_type or ()),
-        schema_versions=frozenset(args.schema_version or ()),
-        event_ids=frozenset(args.event_id or ()),
+        reasons=pick(args.reason, settings.reason),
+        event_types=pick(args.event_type, settings.event_type),
+        schema_versions=pick(args.schema_version, settings.schema_version),
+        event_ids=pick(args.event_id, settings.event_id),
         since_ms=parse_time(args.since) if args.since else None,
         until_ms=parse_time(args.until) if args.until else None,
     )
@@ -40,7 +53,7 @@ def _print_json(value: object) -> None:
 
 def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
     topic = route(settings, args.stage).dead_letter_topic
-    filters = _filters(args)
+    filters = _filters(settings, args)
     groups = inspect.summarise(p for p in parked_records(settings, topic) if filters.match(p))
     if args.json:
         _print_json([g.as_json() for g in groups])
@@ -53,7 +66,7 @@ def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
     topic = route(settings, args.stage).dead_letter_topic
-    filters, shown = _filters(args), 0
+    filters, shown = _filters(settings, args), 0
     for parked in parked_records(settings, topic):
         if not filters.match(parked):
             continue
@@ -76,7 +89,7 @@ def cmd_redrive(settings: Settings, args: argparse.Namespace) -> int:
         transform=load(args.transform) if args.transform else None,
     )
     redriver = Redriver(settings, route(settings, args.stage), judges, dry_run=args.dry_run)
-    summary = redriver.run(_filters(args))
+    summary = redriver.run(_filters(settings, args))
     if summary.still_parked:
         rows = sorted(summary.still_parked.items(), key=lambda item: -item[1])
         print(inspect.table(("still parked", "reason now"), [(n, r) for r, n in rows]),
@@ -100,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
                        ("redrive", "check parked records against the contracts as they are now "
                                    "and write those that pass, exactly once")):  # fmt: skip
         command = sub.add_parser(name, help=text, description=text)
-        command.add_argument("--stage", choices=("validator", "collector"), default="validator",
+        command.add_argument("--stage", choices=("validator", "collector"),
                              help="whose dead letters: validated-events-dlq (default) or "
                                   "raw-events-dlq")  # fmt: skip
         command.add_argument("--reason", action="append", help="reason code (repeatable)")
@@ -125,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = {"inspect": cmd_inspect, "show": cmd_show, "redrive": cmd_redrive}
     try:
-        return commands[args.command](Settings(), args)
+        settings = Settings()
+        _merge(settings, args)
+        return commands[args.command](settings, args)
     except ValueError as exc:  # a bad time, transformation or contract
         kind = "transformation" if isinstance(exc, TransformError) else "input"
         kind = "contracts" if isinstance(exc, ContractError) else kind

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from validator.settings import DEFAULT_CONTRACTS_DIR
@@ -31,6 +31,28 @@ class Settings(BaseSettings):
     read_timeout_s: float = Field(300.0, gt=0)
     # When set, the run's counters are pushed here at the end (a Job is gone before a scrape).
     pushgateway_url: str | None = None
+    # What a run looks at when no flag says otherwise (a Kubernetes Job sets these): the stage,
+    # filters as comma-separated lists, a time range, the transformation file and --dry-run.
+    stage: Literal["validator", "collector"] = "validator"
+    reason: str = ""
+    event_type: str = ""
+    schema_version: str = ""
+    event_id: str = ""
+    since: str = ""
+    until: str = ""
+    transform: Path | None = None
+    dry_run: bool = False
+
+    @field_validator("transform", "pushgateway_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        """A Job template's `value: ""` means unset, not the current directory."""
+        return None if value == "" else value
+
+
+def listed(text: str) -> frozenset[str]:
+    """`a,b` -> {"a", "b"}: a filter given as an environment variable."""
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
 
 
 def kafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:

@@ -42,9 +42,13 @@ def validator_parked(x: int, offset: int = 5, ts: int = 1_700_000_000_000) -> Pa
 
 
 def collector_parked(body: str, code: str = "invalid_json") -> Parked:
-    record = {"root_id": "r", "collector_id": "c-1",
-              "collector_timestamp": "2026-01-01T00:00:00.000000Z",
-              "error": {"code": code, "message": "not JSON", "details": []}, "raw": body}  # fmt: skip
+    record = {
+        "root_id": "r",
+        "collector_id": "c-1",
+        "collector_timestamp": "2026-01-01T00:00:00.000000Z",
+        "error": {"code": code, "message": "not JSON", "details": []},
+        "raw": body,
+    }
     return parse("rdlq", 0, 9, 1_700_000_000_000, orjson.dumps(record), None)
 
 
@@ -61,12 +65,23 @@ NAN_BODY = json.dumps({"event_type": "Trip", "schema_version": "1-0-0",
 def test_both_stages_records_are_read_into_one_shape() -> None:
     v = validator_parked(12)
     assert (v.stage, v.reason, v.stage_id, v.event_type, v.schema_version, v.event_id) == (
-        "validator", "invalid_payload", "v-1", "Trip", "1-0-0", "f.parquet:12")
+        "validator",
+        "invalid_payload",
+        "v-1",
+        "Trip",
+        "1-0-0",
+        "f.parquet:12",
+    )
     assert v.origin == "vdlq/1/5"
     c = collector_parked(NAN_BODY)
     # A bare NaN is not JSON, yet the type and id are read for the table (Python's reader).
     assert (c.stage, c.reason, c.stage_id, c.event_type, c.event_id) == (
-        "collector", "invalid_json", "c-1", "Trip", "f.parquet:7")
+        "collector",
+        "invalid_json",
+        "c-1",
+        "Trip",
+        "f.parquet:7",
+    )
     assert c.body == NAN_BODY.encode()
     junk = parse("t", 0, 0, 0, b"\xff not a record", None)
     assert junk.reason == UNREADABLE
@@ -151,7 +166,7 @@ def test_a_json_patch_fixes_a_wrong_envelope(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "text", "error"),
     [
-        ("p.json", "[{\"op\": \"nope\"}]", "not a JSON Patch"),
+        ("p.json", '[{"op": "nope"}]', "not a JSON Patch"),
         ("p.json", "{", "not a JSON Patch"),
         ("p.py", "x = 1\n", "defines no transform"),
         ("p.txt", "", "is a .json"),
