@@ -57,7 +57,9 @@ def read_to_end(settings: Settings, topic: str) -> Iterator[Message]:
                     bar.update(1)
                     yield message
     except KafkaException as exc:
-        raise ReadError(f"cannot read {topic}: {exc.args[0]}") from exc
+        error = exc.args[0]
+        text = error.str() if isinstance(error, KafkaError) else str(error)
+        raise ReadError(f"cannot read {topic}: {text}") from exc
     finally:
         consumer.close()
 

@@ -57,5 +57,7 @@ def listed(text: str) -> frozenset[str]:
 
 def kafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """The librdkafka configuration of every client this tool makes: the one place to change."""
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 3, **extra,
+    # log_level 2: librdkafka's own lines (a refused connection, retried many times) would bury
+    # the one line the tool prints when it gives up.
+    return {"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 2, **extra,
             **settings.kafka_properties}  # fmt: skip
