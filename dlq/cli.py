@@ -101,12 +101,12 @@ def cmd_redrive(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+_ABOUT = ("See what the dead-letter topics hold and re-drive it exactly once after a fix (Kafka "
+          "and topics from DLQ_* variables; see docs/dlq.md).")  # fmt: skip
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="python -m dlq",
-        description="See what the dead-letter topics hold and re-drive it exactly once after a "
-        "fix (Kafka and topics from DLQ_* variables; see docs/dlq.md).",
-    )
+    top = argparse.ArgumentParser(prog="python -m dlq", description=_ABOUT)
     sub = top.add_subparsers(dest="command", required=True)
     for name, text in (("inspect", "counts by reason, type, version and stage id"),
                        ("show", "the parked records themselves, with their original bytes"),

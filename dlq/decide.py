@@ -8,6 +8,7 @@ re-driven only through the user's transformation and then the collector's own `E
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from collector.envelope import Accepted, Enveloper
 from dlq.records import REDRIVEN_FROM, Parked
@@ -15,14 +16,13 @@ from dlq.transform import Transform
 from validator.contracts import Registry
 from validator.verdict import Invalid, Source, judge
 
-NEEDS_TRANSFORM = "needs_transform"
-TRANSFORM_FAILED = "transform_failed"
-TRANSFORM_DROPPED = "transform_returned_none"
+# Why a record stays parked when the fault is the transformation's, not the stage's.
+NEEDS_TRANSFORM, TRANSFORM_FAILED, TRANSFORM_DROPPED = (
+    "needs_transform", "transform_failed", "transform_returned_none")  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Out:
-    """A record to write to the stage's input-or-output topic, re-driven from `parked`."""
+class Out(NamedTuple):
+    """A record to write to the stage's target topic, re-driven from `parked`."""
 
     parked: Parked
     key: bytes

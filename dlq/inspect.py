@@ -25,16 +25,11 @@ class Group:
     example: Parked
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "reason": self.reason,
-            "event_type": self.event_type,
-            "schema_version": self.schema_version,
-            "stage_id": self.stage_id,
-            "count": self.count,
-            "first": utc_text(self.first_ms),
-            "last": utc_text(self.last_ms),
-            "example": self.example.origin,
-        }
+        names = ("reason", "event_type", "schema_version", "stage_id", "count")
+        out: dict[str, Any] = {name: getattr(self, name) for name in names}
+        out.update(first=utc_text(self.first_ms), last=utc_text(self.last_ms),
+                   example=self.example.origin)  # fmt: skip
+        return out
 
 
 def summarise(records: Iterable[Parked]) -> list[Group]:

@@ -14,20 +14,18 @@ from typing import Any
 
 import orjson
 
-# The header a re-driven record carries: `<dead-letter topic>/<partition>/<offset>` it came from.
-REDRIVEN_FROM = "redriven_from"
-UNREADABLE = "unreadable_record"
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Parked:
     """One dead-letter record: where it is, why it is there, and the bytes it keeps."""
 
+    # Where: the dead-letter topic, partition and offset, and when it was parked.
     topic: str
     partition: int
     offset: int
     timestamp_ms: int
-    stage: str  # "collector" or "validator"
+    # Why: "collector" or "validator", and the stage's reason code.
+    stage: str
     reason: str
     message: str
     stage_id: str | None
@@ -59,6 +57,11 @@ class Parked:
         except UnicodeDecodeError:
             out["raw_base64"] = base64.b64encode(self.body).decode("ascii")
         return out
+
+
+# The header a re-driven record carries: `<dead-letter topic>/<partition>/<offset>` it came from.
+REDRIVEN_FROM = "redriven_from"
+UNREADABLE = "unreadable_record"
 
 
 def utc_text(timestamp_ms: int) -> str:
