@@ -165,8 +165,11 @@ def test_a_redriven_dead_letter_counts_once_as_its_raw_record() -> None:
     report = r.report()
     assert (report["raw"], report["dead_letter"], report["redriven"]) == (2, 0, 1)
     assert (report["missing"], report["duplicates"]) == (0, 0)
-    # A parked record not re-driven still counts as its row's fate (here a second copy).
-    r.add_dead_letter(b"k", parked, "raw-events-dlq/0/8")
+    # A parked record not re-driven still counts as its row's fate (here a second copy), even
+    # with a bare NaN in its body.
+    nan = orjson.dumps({"error": {"code": "invalid_json"},
+                        "raw": f'{{"event_id": "{FILE}:1", "payload": {{"x": NaN}}}}'})  # fmt: skip
+    r.add_dead_letter(b"k", nan, "raw-events-dlq/0/8")
     assert (r.report()["dead_letter"], r.report()["duplicates"]) == (1, 1)
 
 
