@@ -93,20 +93,15 @@ def test_redrive_after_a_contract_fix_is_exactly_once_through_a_kill_and_reruns(
         assert len(read_topic(kafka.bootstrap_servers, validated, 60)) == EVENTS // 2
 
         # A first run killed (SIGKILL) after a few committed transactions, mid-transaction.
-        first = subprocess.Popen(
-            [sys.executable, "-m", "dlq", "redrive"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert first.stderr is not None
-        for line in first.stderr:
-            if line.startswith("committed transaction 4:"):
-                break
-        first.send_signal(signal.SIGKILL)
-        first.wait(30)
+        with subprocess.Popen([sys.executable, "-m", "dlq", "redrive"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True) as first:  # fmt: skip
+            assert first.stderr is not None
+            for line in first.stderr:
+                if line.startswith("committed transaction 4:"):
+                    break
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
         before_rerun = len(read_topic(kafka.bootstrap_servers, validated, 60)) - EVENTS // 2
         # Meanwhile clients resend some parked events (dropped by the validator as duplicates)
         # and send new good ones.
