@@ -153,10 +153,11 @@ class Redriver:
             if isinstance(decision, Stay):
                 summary.still_parked[decision.reason] += 1
                 continue
-            if decision.key in keys:
-                summary.already_present += 1
-                continue
-            keys.add(decision.key)
+            if decision.key:  # an envelope with neither event_id nor root_id has no dedup key
+                if decision.key in keys:
+                    summary.already_present += 1
+                    continue
+                keys.add(decision.key)
             summary.redriven += 1
             summary.redriven_by_reason[parked.reason] += 1
             yield decision

@@ -179,3 +179,18 @@ def test_an_unusable_transformation_is_one_clear_error(
     path.write_text(text)
     with pytest.raises(TransformError, match=error):
         load(path)
+
+
+def test_a_run_skips_what_is_already_redriven_or_already_there(tmp_path: Path) -> None:
+    from dlq.redrive import Redriver, Route
+    from dlq.settings import Settings
+
+    redriver = Redriver(Settings(), Route("validator", "vdlq", "validated"),
+                        judges(write_contract(tmp_path, 100)), dry_run=True)  # fmt: skip
+    parked = [validator_parked(x, offset=x) for x in (11, 12, 13, 13)]
+    origins, keys = {"vdlq/1/11"}, {b"f.parquet:12"}
+    out = list(redriver._decisions(parked, origins, keys))
+    assert [o.parked.origin for o in out] == ["vdlq/1/13"]  # its second copy is already there
+    summary = redriver.summary.as_json()
+    assert (summary["selected"], summary["redriven"]) == (4, 1)
+    assert (summary["already_redriven"], summary["already_present"]) == (1, 2)
