@@ -74,3 +74,12 @@ def test_the_pushed_counters_say_what_a_run_did_by_reason() -> None:
     assert ('dlq_redrive_records_total{outcome="still_parked",reason="unknown_contract",'
             'stage="validator"} 2.0') in text  # fmt: skip
     assert 'outcome="already_redriven",reason="",stage="validator"} 4.0' in text
+
+
+def test_the_tool_loads_without_the_collectors_web_stack_or_the_producers() -> None:
+    # The validator image ships it with the `validator` extra only: no FastAPI, no pyarrow.
+    unwanted = "{'fastapi', 'starlette', 'uvicorn', 'pyarrow', 'httpx'}"
+    code = f"import sys, dlq.cli; print(sorted({unwanted} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    assert done.stdout.strip() == "[]"
