@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from devstack.kafka import VALIDATED_TOPICS
 from devstack.proc import wait_until
@@ -67,13 +67,22 @@ class ValidatorProcess(LocalService):
 
 
 def lag(bootstrap_servers: str, group_id: str, topic: str) -> int:
-    """Records of `topic` not yet committed by `group_id` (all of them when nothing is)."""
+    """Records of `topic` not yet committed by `group_id` (all of them when nothing is; -1 while
+    the group's coordinator cannot say)."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap_servers, "group.id": group_id, "log_level": 3}
     )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
+        try:
+            committed = consumer.committed([TopicPartition(topic, p) for p in partitions],
+                                           timeout=30)  # fmt: skip
+        except KafkaException as exc:
+            # On a broker just started the group's coordinator may still be loading
+            # (NOT_COORDINATOR): not known yet, which is never "caught up".
+            if exc.args[0].retriable():
+                return -1
+            raise
         behind = 0
         for tp in committed:
             low, high = consumer.get_watermark_offsets(tp, timeout=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import json
 import uuid
 from array import array
 from collections import Counter
@@ -20,6 +21,8 @@ from producer import rows, source
 
 # Unexpected ids kept to show (`--show` prints up to this many of each kind).
 _KEEP_IDS = 100
+# The header `python -m dlq redrive` puts on a re-driven record: `<topic>/<partition>/<offset>`.
+REDRIVEN_FROM = "redriven_from"
 
 
 def digest(payload: Any) -> int:
@@ -51,11 +54,15 @@ class Reconciler:
     unexpected: int = 0
     payload_mismatches: int = 0
     other_files: int = 0
+    # Dead-letter records re-driven to the raw (or validated) topic: counted there, not here.
+    redriven: int = 0
     # Records of these files per `collector_id`: how the load was spread over the replicas.
     by_collector: Counter[str] = field(default_factory=Counter)
     # The first ids (or keys) of records that should not be there, to show a person.
     unexpected_ids: list[str] = field(default_factory=list)
     _files: dict[str, _File] = field(default_factory=dict, repr=False)
+    # `<dead-letter topic>/<partition>/<offset>` of every re-driven record seen on the raw topic.
+    _redriven_origins: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         for name, n in self.row_counts.items():
@@ -91,7 +98,11 @@ class Reconciler:
         if len(self.unexpected_ids) < _KEEP_IDS:
             self.unexpected_ids.append(str(what))
 
-    def add_raw(self, key: bytes | None, value: bytes | None) -> None:
+    def add_raw(self, key: bytes | None, value: bytes | None, headers: Any = None) -> None:
+        # As confluent-kafka gives a consumed record's headers: a list of (name, value) pairs.
+        for name, origin in headers or ():
+            if name == REDRIVEN_FROM and origin:
+                self._redriven_origins.add(origin.decode("utf-8", "replace"))
         key_id = key.decode("utf-8", "replace") if key is not None else None
         try:
             envelope = orjson.loads(value or b"")
@@ -134,17 +145,21 @@ class Reconciler:
             self.payload_mismatches += 1
         file.digests[row] = fingerprint
 
-    def add_dead_letter(self, key: bytes | None, value: bytes | None) -> None:
-        """A dead-letter record is ours when the body it keeps names one of our event ids."""
+    def add_dead_letter(
+        self, key: bytes | None, value: bytes | None, origin: str | None = None
+    ) -> None:
+        """A dead-letter record is ours when the body it keeps names one of our event ids; one
+        re-driven (its `origin` named by a raw record read before) is that raw record's row."""
+        if origin is not None and origin in self._redriven_origins:
+            self.redriven += 1
+            return
         try:
             record = orjson.loads(value or b"")
             text = record.get("raw")
-            body = (
-                orjson.loads(text)
-                if isinstance(text, str)
-                else orjson.loads(base64.b64decode(record.get("raw_base64") or ""))
+            body = _lenient(
+                text if isinstance(text, str) else base64.b64decode(record.get("raw_base64") or "")
             )
-        except (orjson.JSONDecodeError, AttributeError, ValueError):
+        except (AttributeError, ValueError, RecursionError):
             self.other_files += 1
             return
         if isinstance(body, list):
@@ -180,6 +195,7 @@ class Reconciler:
             "duplicates": self.duplicates,
             "unexpected": self.unexpected + self.payload_mismatches,
             "other_files": self.other_files,
+            "redriven": self.redriven,
         }
         if self.check_payloads:
             result["payload_mismatches"] = self.payload_mismatches
@@ -211,6 +227,15 @@ class Reconciler:
         return bool(report["missing"] == 0 and report["unexpected"] == 0)
 
 
+def _lenient(kept: str | bytes) -> Any:
+    """A kept body as JSON, else as Python reads it: a bare NaN (a pandas client's `json.dumps`)
+    is not JSON, yet the body still names its event_id, so the row counts as parked."""
+    try:
+        return orjson.loads(kept)
+    except orjson.JSONDecodeError:
+        return json.loads(kept)
+
+
 def reconcile(
     files: list[tuple[str, Path]],
     *,
@@ -237,9 +262,11 @@ def reconcile(
     # A group id of its own: nothing is committed, but librdkafka wants one.
     config = connection.client_config({"group.id": f"producer-reconcile-{uuid.uuid4()}"})
     for message in read_to_end(config, raw_topic, timeout_s):
-        reconciler.add_raw(message.key(), message.value())
+        reconciler.add_raw(message.key(), message.value(), message.headers())
+    # After the raw topic: its re-driven records name the dead-letter records they replace.
     for message in read_to_end(config, dead_letter_topic, timeout_s):
-        reconciler.add_dead_letter(message.key(), message.value())
+        origin = f"{dead_letter_topic}/{message.partition()}/{message.offset()}"
+        reconciler.add_dead_letter(message.key(), message.value(), origin)
     if check_payloads:
         for name, path in files:
             for part in source.iter_row_batches(path):

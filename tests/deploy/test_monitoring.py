@@ -41,6 +41,7 @@ def test_the_alerts_an_on_call_person_needs_are_there() -> None:
         "EventCollectorHigh503Ratio",
         "EventCollectorAckLatencyHigh",
         "EventCollectorDeadLetterRateHigh",
+        "EventCollectorDeadLetterRateJump",
         "EventCollectorSendQueueFilling",
         "EventCollectorKafkaDown",
     }
@@ -55,7 +56,7 @@ def test_the_alerts_an_on_call_person_needs_are_there() -> None:
 def test_promtool_check_rules() -> None:
     done = monitoring.check_rules()
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout + done.stderr
+    assert "SUCCESS: 7 rules found" in done.stdout + done.stderr
 
 
 @pytest.mark.tools  # promtool or kustomize: `make tools` builds it

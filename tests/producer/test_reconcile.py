@@ -44,7 +44,7 @@ def test_a_complete_replay_reconciles() -> None:
     raw(r, "g.parquet:0")
     assert r.report() == {
         "expected": 4, "raw": 4, "dead_letter": 0, "missing": 0, "duplicates": 0,
-        "unexpected": 0, "other_files": 0,
+        "unexpected": 0, "other_files": 0, "redriven": 0,
     }  # fmt: skip
     assert r.ok
 
@@ -149,7 +149,7 @@ def test_reconcile_cli_reads_real_topics(kafka: Broker, topics: Topics, tmp_path
     assert code == 1
     assert report == {
         "expected": 4, "raw": 3, "dead_letter": 1, "missing": 1, "duplicates": 1,
-        "unexpected": 0, "other_files": 1, "payload_mismatches": 0,
+        "unexpected": 0, "other_files": 1, "redriven": 0, "payload_mismatches": 0,
     }  # fmt: skip
     assert said == [
         "verdict: NOT all there: 1 of 4 rows missing (3 raw and 1 dead-lettered)",
@@ -192,3 +192,29 @@ def test_reconcile_without_kafka_says_why_in_one_line_and_exits_3(
     assert line.startswith(f"error: reading raw-events: {servers}/bootstrap: {why}")
     assert line.endswith(f"(is Kafka running at {servers}?)")
     assert result.stdout == ""
+
+
+def test_a_redriven_dead_letter_counts_once_as_its_raw_record() -> None:
+    r = Reconciler({FILE: 2})
+    raw(r, f"{FILE}:0")
+    # The raw topic is read first: the re-driven record names the dead-letter record it replaces.
+    r.add_raw(f"{FILE}:1".encode(), envelope(f"{FILE}:1"),
+              [("redriven_from", b"raw-events-dlq/0/7")])  # fmt: skip
+    parked = orjson.dumps({"error": {"code": "invalid_json"}, "raw": f'{{"event_id": "{FILE}:1"}}'})
+    r.add_dead_letter(b"k", parked, "raw-events-dlq/0/7")
+    report = r.report()
+    assert (report["raw"], report["dead_letter"], report["redriven"]) == (2, 0, 1)
+    assert (report["missing"], report["duplicates"]) == (0, 0)
+    # A parked record not re-driven still counts as its row's fate (here a second copy), even
+    # with a bare NaN in its body.
+    nan = orjson.dumps({"error": {"code": "invalid_json"},
+                        "raw": f'{{"event_id": "{FILE}:1", "payload": {{"x": NaN}}}}'})  # fmt: skip
+    r.add_dead_letter(b"k", nan, "raw-events-dlq/0/8")
+    assert (r.report()["dead_letter"], r.report()["duplicates"]) == (1, 1)
+
+
+def test_the_redriven_header_is_the_one_the_dlq_tool_writes() -> None:
+    from dlq.records import REDRIVEN_FROM
+    from producer.reconcile import REDRIVEN_FROM as READ
+
+    assert READ == REDRIVEN_FROM

@@ -1,0 +1,1 @@
+"""Dead letters you can see and bring back: `python -m dlq inspect | show | redrive`."""
