@@ -72,7 +72,8 @@ def test_demo_keep_leaves_swagger_up_and_demo_down_stops_it(tmp_path: Path) -> N
         assert len(pids) == 4
         pids += state["validators"].values()
         assert len(pids) == 5
-        assert all(pid and process_alive(pid) for pid in pids)
+        dead = [pid for pid in pids if not (pid and process_alive(pid))]
+        assert dead == [], f"not running: {dead} of {state}"
     finally:
         down = _demo("down", state_dir, timeout_s=120)
     assert "demo stack stopped" in down.stdout
