@@ -219,18 +219,162 @@ class Progress:
             self._bar.close()
 
 
-async def _watch_connections(
-    stats: Stats, settings: ReplaySettings, sender: Sender, stop: asyncio.Event, errors: list[str]
-) -> None:
-    """Nothing connects (refused, unknown host): say so now, not when the retries run out."""
-    started_s = time.monotonic()
-    while not stop.is_set():
-        await asyncio.sleep(0.2)
-        waited_s = time.monotonic() - started_s
-        if why := unreachable(stats, settings.collector_url, waited_s, settings.unreachable_s):
-            errors.append(why)
-            sender.give_up_after(0.0)
-            stop.set()
+class _Run:
+    """One replay: its state, and one method per job (reading, sending, watching, draining)."""
+
+    def __init__(
+        self,
+        paths: list[tuple[str, Path]],
+        settings: ReplaySettings,
+        client: Poster,
+        stop: asyncio.Event,
+        stderr: TextIO,
+        sender_factory: Callable[[Poster, Stats], Sender] | None,
+        rate_check_s: float,
+    ) -> None:
+        self.paths, self.settings, self.client = paths, settings, client
+        self.stop, self.stderr, self.rate_check_s = stop, stderr, rate_check_s
+        self.stats = Stats()
+        policy = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            max_elapsed_s=settings.max_retry_s,
+            base_s=settings.backoff_base_s,
+            cap_s=settings.backoff_cap_s,
+        )
+        self.sender = (sender_factory or (lambda c, s: Sender(c, s, policy)))(client, self.stats)
+        self.pacer = Pacer(settings.rate_per_s)
+        self.queue: asyncio.Queue[list[EncodedEvent] | None] = asyncio.Queue(
+            maxsize=2 * settings.concurrency
+        )
+        self.total = sum(source.row_count(path) for _, path in paths)
+        if settings.max_records is not None:
+            self.total = min(self.total, settings.max_records)
+        self.errors: list[str] = []
+        # Set once the lead sender's first unit is answered: the others and the rate check wait.
+        self.warmed = asyncio.Event()
+
+    async def run(self) -> Summary:
+        started_s = time.monotonic()
+        settings = self.settings
+        progress = Progress(self.stats, self.total, settings.progress_interval_s, self.stderr)
+        jobs = (progress.run(), self._give_up_on_stop(), self._watch_connections())
+        helpers = [asyncio.create_task(job) for job in jobs]
+        if settings.rate_per_s > 0:
+            helpers.append(asyncio.create_task(self._watch_rate()))
+        try:
+            await asyncio.gather(
+                self._read(), *(self._send(lead=i == 0) for i in range(settings.concurrency))
+            )
+        finally:
+            for task in helpers:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.stats.reconnects = self.client.reconnects
+            progress.close()
+        return Summary(
+            self.stats,
+            time.monotonic() - started_s,
+            [name for name, _ in self.paths],
+            self.stop.is_set(),
+            self.errors[0] if self.errors else None,
+        )
+
+    async def _read(self) -> None:
+        # Reading and converting run in a thread (Arrow releases the GIL), one batch at a time.
+        settings, stop = self.settings, self.stop
+        units = units_of(self.paths, settings)
+        # One thread hop per read batch, not per unit: for single events a hop per event
+        # costs as much as sending it.
+        take = settings.read_batch_rows // settings.batch_size or 1
+        try:
+            while not stop.is_set():
+                chunk, error = await asyncio.to_thread(_take, units, take)
+                for unit in chunk:
+                    if stop.is_set():
+                        break
+                    await self.queue.put(unit)
+                if error is not None:
+                    # A file that cannot be read on: what was read is still sent and summarised.
+                    self.errors.append(str(error))  # a SourceError: names its file
+                    break
+                if len(chunk) < take:
+                    break
+        finally:
+            with contextlib.suppress(ValueError):  # still running in its thread if cancelled
+                units.close()
+            for _ in range(settings.concurrency):
+                await self.queue.put(_DONE)
+
+    async def _send(self, lead: bool) -> None:
+        # The lead sends the first unit alone; the schedule starts once it is answered, so
+        # the first connection and lazy imports are not caught up on with a burst after.
+        if not lead:
+            await self.warmed.wait()
+        try:
+            while (unit := await self.queue.get()) is not _DONE:
+                if self.stop.is_set():
+                    continue  # not sent, not counted: drain the queue to reach the end marker
+                await self._send_unit(unit)
+                if not self.warmed.is_set():
+                    self.pacer.resync()
+                    self.warmed.set()
+        finally:
+            self.warmed.set()
+
+    async def _send_unit(self, unit: list[EncodedEvent]) -> None:
+        await self.pacer.acquire(len(unit))
+        if self.settings.batch_size > 1:
+            await self.sender.send_batch(unit)
+        else:
+            await self.sender.send(unit[0])
+        if not self.stop.is_set() and (why := turned_away(self.stats, self.settings.collector_url)):
+            self.errors.append(why)
+            self.stop.set()
+
+    async def _give_up_on_stop(self) -> None:
+        await self.stop.wait()
+        self.sender.give_up_after(self.settings.drain_timeout_s)
+
+    async def _watch_connections(self) -> None:
+        """Nothing connects (refused, unknown host): say so now, not when the retries run out."""
+        stats, settings, stop = self.stats, self.settings, self.stop
+        started_s = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+            waited_s = time.monotonic() - started_s
+            if why := unreachable(stats, settings.collector_url, waited_s, settings.unreachable_s):
+                self.errors.append(why)
+                self.sender.give_up_after(0.0)
+                stop.set()
+
+    async def _watch_rate(self) -> None:
+        # Once, after a few seconds of sending: is the asked rate out of reach of these settings?
+        stats = self.stats
+        await self.warmed.wait()
+        done_before, since_s = stats.done, time.monotonic()
+        retries_before = stats.retries
+        await asyncio.sleep(self.rate_check_s)
+        achieved = (stats.done - done_before) / (time.monotonic() - since_s)
+        if self.stop.is_set() or stats.retries > retries_before:
+            return  # stopping, or the collector pushed back: a bigger batch would not help
+        if achieved < RATE_SHORTFALL * self.settings.rate_per_s:
+            self._warn_rate_out_of_reach(achieved)
+
+    def _warn_rate_out_of_reach(self, achieved: float) -> None:
+        settings = self.settings
+        more = (
+            "--batch-size 100 sends 100 events per request"
+            if settings.batch_size == 1
+            else "a larger --batch-size or --concurrency sends more per second"
+        )
+        print(
+            f"warning: --rate {settings.rate_per_s:g} events/s is out of reach with "
+            f"{settings.batch_size} event(s) per request and {settings.concurrency} requests "
+            f"in flight: reaching {achieved:.0f} events/s with no retries; {more}",
+            file=self.stderr,
+            flush=True,
+        )
 
 
 async def replay(
@@ -244,121 +388,7 @@ async def replay(
     rate_check_s: float = 3.0,
 ) -> Summary:
     """Send every row of `paths` (display name, local path) to the collector behind `client`."""
-    stop = stop or asyncio.Event()
-    stats = Stats()
-    policy = RetryPolicy(
-        max_attempts=settings.max_attempts,
-        max_elapsed_s=settings.max_retry_s,
-        base_s=settings.backoff_base_s,
-        cap_s=settings.backoff_cap_s,
+    run = _Run(
+        paths, settings, client, stop or asyncio.Event(), stderr, sender_factory, rate_check_s
     )
-    sender = (sender_factory or (lambda c, s: Sender(c, s, policy)))(client, stats)
-    pacer = Pacer(settings.rate_per_s)
-    queue: asyncio.Queue[list[EncodedEvent] | None] = asyncio.Queue(
-        maxsize=2 * settings.concurrency
-    )
-    total = sum(source.row_count(path) for _, path in paths)
-    if settings.max_records is not None:
-        total = min(total, settings.max_records)
-    started_s = time.monotonic()
-
-    errors: list[str] = []
-
-    async def read() -> None:
-        # Reading and converting run in a thread (Arrow releases the GIL), one batch at a time.
-        units = units_of(paths, settings)
-        # One thread hop per read batch, not per unit: for single events a hop per event
-        # costs as much as sending it.
-        take = settings.read_batch_rows // settings.batch_size or 1
-        try:
-            while not stop.is_set():
-                chunk, error = await asyncio.to_thread(_take, units, take)
-                for unit in chunk:
-                    if stop.is_set():
-                        break
-                    await queue.put(unit)
-                if error is not None:
-                    # A file that cannot be read on: what was read is still sent and summarised.
-                    errors.append(str(error))  # a SourceError: names its file
-                    break
-                if len(chunk) < take:
-                    break
-        finally:
-            with contextlib.suppress(ValueError):  # still running in its thread if cancelled
-                units.close()
-            for _ in range(settings.concurrency):
-                await queue.put(_DONE)
-
-    warmed = asyncio.Event()
-
-    async def send(lead: bool) -> None:
-        # The lead sends the first unit alone; the schedule starts once it is answered, so
-        # the first connection and lazy imports are not caught up on with a burst after.
-        if not lead:
-            await warmed.wait()
-        try:
-            while (unit := await queue.get()) is not _DONE:
-                if stop.is_set():
-                    continue  # not sent, not counted: drain the queue to reach the end marker
-                await pacer.acquire(len(unit))
-                if settings.batch_size > 1:
-                    await sender.send_batch(unit)
-                else:
-                    await sender.send(unit[0])
-                if not stop.is_set() and (why := turned_away(stats, settings.collector_url)):
-                    errors.append(why)
-                    stop.set()
-                if not warmed.is_set():
-                    pacer.resync()
-                    warmed.set()
-        finally:
-            warmed.set()
-
-    async def on_stop() -> None:
-        await stop.wait()
-        sender.give_up_after(settings.drain_timeout_s)
-
-    async def watch_rate() -> None:
-        # Once, after a few seconds of sending: is the asked rate out of reach of these settings?
-        await warmed.wait()
-        done_before, since_s = stats.done, time.monotonic()
-        retries_before = stats.retries
-        await asyncio.sleep(rate_check_s)
-        achieved = (stats.done - done_before) / (time.monotonic() - since_s)
-        if stop.is_set() or stats.retries > retries_before:
-            return  # stopping, or the collector pushed back: a bigger batch would not help
-        if achieved < RATE_SHORTFALL * settings.rate_per_s:
-            more = (
-                "--batch-size 100 sends 100 events per request"
-                if settings.batch_size == 1
-                else "a larger --batch-size or --concurrency sends more per second"
-            )
-            print(
-                f"warning: --rate {settings.rate_per_s:g} events/s is out of reach with "
-                f"{settings.batch_size} event(s) per request and {settings.concurrency} requests "
-                f"in flight: reaching {achieved:.0f} events/s with no retries; {more}",
-                file=stderr,
-                flush=True,
-            )
-
-    progress = Progress(stats, total, settings.progress_interval_s, stderr)
-    watch = _watch_connections(stats, settings, sender, stop, errors)
-    helpers = [asyncio.create_task(t) for t in (progress.run(), on_stop(), watch)]
-    if settings.rate_per_s > 0:
-        helpers.append(asyncio.create_task(watch_rate()))
-    try:
-        await asyncio.gather(read(), *(send(lead=i == 0) for i in range(settings.concurrency)))
-    finally:
-        for task in helpers:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        stats.reconnects = client.reconnects
-        progress.close()
-    return Summary(
-        stats,
-        time.monotonic() - started_s,
-        [name for name, _ in paths],
-        stop.is_set(),
-        errors[0] if errors else None,
-    )
+    return await run.run()
