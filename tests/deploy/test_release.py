@@ -47,7 +47,7 @@ def test_the_release_rules_find_the_development_trees_tags() -> None:
     assert found == {
         ("Deployment/event-collector/collector", "collector"),
         ("Deployment/event-collector/validator", "validator"),
-        ("Job/event-collector/producer", "producer"),
+        ("Job/event-collector/create-topics", "create-topics"),
     }
 
 
@@ -60,7 +60,7 @@ def test_without_the_exception_checkov_flags_the_development_trees_tags(tmp_path
     assert sorted(f.where for f in found if f.message.startswith(DIGEST_CHECK)) == [
         "production Deployment.event-collector.collector",
         "production Deployment.event-collector.validator",
-        "production Job.event-collector.producer",
+        "production Job.event-collector.create-topics",
     ]
 
 
