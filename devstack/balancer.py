@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +186,14 @@ class Balancer:
 
     @property
     def stats_socket(self) -> Path:
-        return self.state_dir / "haproxy.sock"
+        """Beside the config, unless that path is too long for a Unix socket (108 bytes, and
+        HAProxy binds `<path>.<pid>.tmp` first): then a short one in the temp folder, named by
+        the state folder, so another process finds the same socket."""
+        beside = self.state_dir / "haproxy.sock"
+        if len(str(beside)) + len(".4194304.tmp") < 100:
+            return beside
+        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"haproxy-{digest}.sock"
 
     @property
     def config_file(self) -> Path:
