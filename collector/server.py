@@ -262,9 +262,13 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, on_drain: Callable[[], None]) -> None:
         super().__init__(config)
         self._on_drain = on_drain
+        # Told to stop by a signal: a process stopped before it started serving has taken
+        # nothing, so it too exits 0 (only a failed start is an error).
+        self.signalled = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Start draining; uvicorn then stops accepting, finishes requests, runs the shutdown."""
+        self.signalled = True
         self._on_drain()
         # Unlike uvicorn's own handler the signal is not re-raised after the shutdown: a
         # collector that drained and flushed has done its job and exits 0.
@@ -297,7 +301,7 @@ def serve(settings: Settings, sock: socket.socket | None = None) -> int:
 
     server = DrainingServer(config, on_drain=drain)
     server.run(sockets=[sock] if sock is not None else None)
-    return 0 if server.started else 1
+    return 0 if server.started or server.signalled else 1
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
@@ -359,7 +363,10 @@ def supervise(settings: Settings) -> int:
                 stop_all()
     for worker in workers:
         worker.join()
-    return 0 if all(worker.exitcode == 0 for worker in workers) else 1
+    # A worker our SIGTERM reached before it could install its handlers ends by that signal;
+    # it had not served anything, so that is a clean stop too.
+    clean = (0, -signal.SIGTERM) if stopping else (0,)
+    return 0 if all(worker.exitcode in clean for worker in workers) else 1
 
 
 def parser() -> argparse.ArgumentParser:
